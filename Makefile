@@ -1,0 +1,41 @@
+# LoyalNest: two commands on a fresh machine — `make run` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format migrate bench messages clean
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+## make run: set everything up and start web, Celery worker and beat (SQLite + embedded Redis by default)
+run: $(STAMP)
+	$(PY) scripts/devstack.py
+
+## make test: the whole suite (PostgreSQL and Redis from TEST_DATABASE_URL / TEST_REDIS_URL or 127.0.0.1)
+test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	DJANGO_SETTINGS_MODULE=loyalnest.settings.test $(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest -p no:cacheprovider --create-db $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,343 @@
+"""The points ledger: earn, redeem, adjust, reverse (RELIABILITY C1–C5).
+
+Every write locks the customer row (`SELECT … FOR UPDATE`), checks the idempotency key under
+that lock, appends one entry and moves the cached balance in the same transaction. The
+database refuses a negative balance (CHECK) and a second entry with the same key (UNIQUE).
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.audit import audit_record
+from apps.core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
+from apps.core.models import (
+    Customer,
+    LifecycleStage,
+    Order,
+    PointsTransaction,
+    ProgramSettings,
+    Reward,
+    TransactionKind,
+    VipTier,
+)
+from apps.core.streams import stream_append_on_commit
+from apps.core.tracking import track_on_commit
+
+MAX_POINTS_PER_ENTRY = 10_000_000
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_conflict"
+    default_message = _("This idempotency key was already used for a different points change.")
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    transaction: PointsTransaction
+    created: bool  # False when the idempotency key had already been applied
+
+    @property
+    def balance(self) -> int:
+        return self.transaction.balance_after
+
+
+def _validate_amount(points: int) -> None:
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise ValidationFailed(details={"points": [str(_("Enter a whole number above zero."))]})
+    if points > MAX_POINTS_PER_ENTRY:
+        raise ValidationFailed(
+            details={"points": [str(_("At most %(max)s points per change.") % {"max": MAX_POINTS_PER_ENTRY})]}
+        )
+
+
+def _lock_customer(merchant, customer) -> Customer:
+    try:
+        return Customer.objects.select_for_update().get(pk=customer.pk, merchant=merchant)
+    except Customer.DoesNotExist as exc:
+        raise NotFound(_("Customer not found.")) from exc
+
+
+def _existing(merchant, idempotency_key: str, *, kind: str, points: int, customer_id: str, reverses_id=None):
+    """The entry already written under this key, if any; the key must not mean something else."""
+    entry = PointsTransaction.objects.filter(merchant=merchant, idempotency_key=idempotency_key).first()
+    if entry is None:
+        return None
+    if (
+        entry.kind != kind
+        or entry.customer_id != customer_id
+        or (points and entry.points != points)
+        or entry.reverses_id != reverses_id
+    ):
+        raise IdempotencyKeyReused()
+    return LedgerResult(transaction=entry, created=False)
+
+
+def tier_for(merchant, lifetime_points: int) -> VipTier | None:
+    return (
+        VipTier.objects.filter(merchant=merchant, min_lifetime_points__lte=lifetime_points)
+        .order_by("-min_lifetime_points")
+        .first()
+    )
+
+
+def _append(
+    *,
+    merchant,
+    customer: Customer,
+    kind: str,
+    points: int,
+    idempotency_key: str,
+    lifetime_delta: int = 0,
+    actor=None,
+    order=None,
+    reward=None,
+    reverses=None,
+    reversed_amount: int = 0,
+    reason: str = "",
+    metadata=None,
+) -> PointsTransaction:
+    """Move the locked customer's balance by `points` and append the entry. Caller holds the lock."""
+    new_balance = customer.points_balance + points
+    if new_balance < 0:
+        raise InsufficientPoints()
+    customer.points_balance = new_balance
+    customer.lifetime_points = max(customer.lifetime_points + lifetime_delta, 0)
+    previous_tier_id = customer.vip_tier_id
+    tier = tier_for(merchant, customer.lifetime_points)
+    customer.vip_tier = tier
+    if tier is not None and customer.lifecycle_stage != LifecycleStage.CHURNED:
+        customer.lifecycle_stage = LifecycleStage.VIP
+    customer.save(update_fields=["points_balance", "lifetime_points", "vip_tier", "lifecycle_stage", "updated_at"])
+    try:
+        with transaction.atomic():
+            entry = PointsTransaction.objects.create(
+                merchant=merchant,
+                customer=customer,
+                kind=kind,
+                points=points,
+                balance_after=new_balance,
+                idempotency_key=idempotency_key,
+                actor=actor,
+                order=order,
+                reward=reward,
+                reverses=reverses,
+                reversed_amount=reversed_amount,
+                reason=reason[:255],
+                metadata=metadata or {},
+            )
+    except IntegrityError as exc:
+        # Same key written for another customer between our check and insert.
+        raise IdempotencyKeyReused() from exc
+
+    audit_record(
+        merchant=merchant,
+        actor=actor,
+        action=f"points_{kind}",
+        target=entry,
+        metadata={"customer_id": customer.pk, "points": points, "balance": new_balance},
+    )
+    stream_append_on_commit(
+        merchant_id=merchant.pk,
+        key=f"points:{customer.pk}",
+        data={"customer_id": customer.pk, "points_balance": new_balance, "transaction_id": entry.pk},
+    )
+    new_tier_id = tier.pk if tier is not None else None
+    if new_tier_id != previous_tier_id:
+        audit_record(
+            merchant=merchant,
+            actor=actor,
+            action="vip_tier_changed",
+            target=customer,
+            metadata={"from": previous_tier_id, "to": tier.pk if tier else None},
+        )
+        stream_append_on_commit(
+            merchant_id=merchant.pk,
+            key=f"tiers:{customer.pk}",
+            data={"customer_id": customer.pk, "vip_tier_id": tier.pk if tier else None},
+        )
+    track_on_commit(
+        f"points_{kind}",
+        merchant=merchant,
+        distinct_id=customer.pk,
+        properties={"points": points},
+    )
+    return entry
+
+
+@transaction.atomic
+def points_earn(
+    *,
+    merchant,
+    customer,
+    points: int,
+    idempotency_key: str,
+    order: Order | None = None,
+    actor=None,
+    reason: str = "",
+    metadata=None,
+) -> LedgerResult:
+    """Credit points (an order, a sign-up, a referral…); counts toward the VIP tier."""
+    _validate_amount(points)
+    locked = _lock_customer(merchant, customer)
+    existing = _existing(merchant, idempotency_key, kind=TransactionKind.EARN, points=points, customer_id=locked.pk)
+    if existing:
+        return existing
+    entry = _append(
+        merchant=merchant,
+        customer=locked,
+        kind=TransactionKind.EARN,
+        points=points,
+        lifetime_delta=points,
+        idempotency_key=idempotency_key,
+        order=order,
+        actor=actor,
+        reason=reason,
+        metadata=metadata,
+    )
+    return LedgerResult(transaction=entry, created=True)
+
+
+@transaction.atomic
+def points_redeem(
+    *,
+    merchant,
+    customer,
+    points: int,
+    idempotency_key: str,
+    reward: Reward | None = None,
+    actor=None,
+    reason: str = "",
+    metadata=None,
+) -> LedgerResult:
+    """Debit points for a reward; refused, with nothing written, when the balance is short."""
+    if reward is not None:
+        if not reward.is_active or reward.merchant_id != merchant.pk:
+            raise NotFound(_("Reward not found."))
+        points = reward.points_cost
+    _validate_amount(points)
+    locked = _lock_customer(merchant, customer)
+    existing = _existing(merchant, idempotency_key, kind=TransactionKind.REDEEM, points=-points, customer_id=locked.pk)
+    if existing:
+        return existing
+    entry = _append(
+        merchant=merchant,
+        customer=locked,
+        kind=TransactionKind.REDEEM,
+        points=-points,
+        idempotency_key=idempotency_key,
+        reward=reward,
+        actor=actor,
+        reason=reason,
+        metadata=metadata,
+    )
+    return LedgerResult(transaction=entry, created=True)
+
+
+@transaction.atomic
+def points_adjust(*, merchant, customer, points: int, idempotency_key: str, actor=None, reason: str) -> LedgerResult:
+    """A manual correction by staff, up or down; a reason is required, the balance stays >= 0."""
+    if not reason or not reason.strip():
+        raise ValidationFailed(details={"reason": [str(_("Say why the points are adjusted."))]})
+    _validate_amount(abs(points) if isinstance(points, int) and not isinstance(points, bool) else points)
+    locked = _lock_customer(merchant, customer)
+    existing = _existing(merchant, idempotency_key, kind=TransactionKind.ADJUST, points=points, customer_id=locked.pk)
+    if existing:
+        return existing
+    entry = _append(
+        merchant=merchant,
+        customer=locked,
+        kind=TransactionKind.ADJUST,
+        points=points,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        reason=reason.strip(),
+    )
+    return LedgerResult(transaction=entry, created=True)
+
+
+@transaction.atomic
+def points_reverse(
+    *,
+    merchant,
+    original: PointsTransaction,
+    idempotency_key: str,
+    points: int | None = None,
+    actor=None,
+    reason: str = "",
+) -> LedgerResult:
+    """Reverse an entry, wholly or in part (partial refunds), never more than it moved in total.
+
+    Reversing an earn whose points were already spent takes back what is left and records the
+    shortfall (possibly a zero-point entry): the balance never goes below zero, and the
+    reversal still counts as done, so it happens exactly once.
+    """
+    if original.merchant_id != merchant.pk:
+        raise NotFound(_("Points transaction not found."))
+    if original.kind == TransactionKind.REVERSE:
+        raise ValidationFailed(details={"transaction_id": [str(_("A reversal cannot be reversed."))]})
+    locked = _lock_customer(merchant, original.customer)
+    existing = _existing(
+        merchant,
+        idempotency_key,
+        kind=TransactionKind.REVERSE,
+        points=0,
+        customer_id=locked.pk,
+        reverses_id=original.pk,
+    )
+    if existing:
+        return existing
+    already = (
+        PointsTransaction.objects.filter(merchant=merchant, reverses=original).aggregate(total=Sum("reversed_amount"))[
+            "total"
+        ]
+        or 0
+    )
+    remaining = abs(original.points) - already
+    wanted = remaining if points is None else points
+    if points is not None:
+        _validate_amount(points)
+    if remaining <= 0 or wanted > remaining:
+        raise Conflict(_("This transaction has already been reversed."))
+    sign = -1 if original.points > 0 else 1
+    delta = sign * wanted
+    shortfall = 0
+    if delta < 0 and locked.points_balance + delta < 0:
+        shortfall = -(locked.points_balance + delta)
+        delta = -locked.points_balance
+    lifetime_delta = delta if original.kind == TransactionKind.EARN else 0
+    entry = _append(
+        merchant=merchant,
+        customer=locked,
+        kind=TransactionKind.REVERSE,
+        points=delta,
+        lifetime_delta=lifetime_delta,
+        idempotency_key=idempotency_key,
+        order=original.order,
+        reverses=original,
+        reversed_amount=wanted,
+        actor=actor,
+        reason=reason,
+        metadata={"shortfall": shortfall} if shortfall else {},
+    )
+    return LedgerResult(transaction=entry, created=True)
+
+
+def points_for_amount(*, merchant, amount: Decimal) -> int:
+    """Points an order amount earns under the merchant's earning rule (rounded down)."""
+    rate = ProgramSettings.objects.filter(merchant=merchant).values_list(
+        "points_per_currency_unit", flat=True
+    ).first() or Decimal("1")
+    points = (Decimal(amount) * rate).to_integral_value(rounding=ROUND_FLOOR)
+    return max(int(points), 0)
+
+
+def ledger_balance(*, merchant, customer) -> int:
+    """The balance according to the ledger itself (the truth the cached balance must equal)."""
+    return (
+        PointsTransaction.objects.filter(merchant=merchant, customer=customer).aggregate(total=Sum("points"))["total"]
+        or 0
+    )

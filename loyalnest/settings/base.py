@@ -1,0 +1,245 @@
+"""Settings shared by every environment; everything variable comes from the environment."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env(name, default=None):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# Development-only fallbacks. settings.production refuses to start with either of them.
+INSECURE_DEFAULT_SECRET_KEY = "dev-insecure-loyalnest-secret-key-do-not-use-in-production"  # noqa: S105
+INSECURE_DEFAULT_ENCRYPTION_KEYS = "dev:ZGV2LWluc2VjdXJlLWtleS0zMi1ieXRlcy1sb25nISE="
+
+SECRET_KEY = env("SECRET_KEY", INSECURE_DEFAULT_SECRET_KEY)
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+APP_URL = env("APP_URL", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "rules.apps.AutodiscoverRulesConfig",
+    "apps.core",
+    "apps.shopify",
+    "apps.notifications",
+    "apps.rfm",
+    "apps.multistore",
+    "apps.merchant_referrals",
+    "apps.gamification",
+    "apps.theme_extensions",
+    "apps.slack_community",
+    "apps.wallet",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.RequestSizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.AdminScopesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "loyalnest.urls"
+WSGI_APPLICATION = "loyalnest.wsgi.application"
+ASGI_APPLICATION = "loyalnest.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL when DATABASE_URL is set, SQLite as the zero-setup first-run default.
+DATABASE_URL = env("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'var' / 'loyalnest.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=int(env("DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Web server, worker and beat share one file: wait for locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, streams and the Celery broker. Never the source of truth.
+REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_SOCKET_TIMEOUT = float(env("REDIS_SOCKET_TIMEOUT", "0.5"))
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "loyalnest",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            # A cache outage degrades to misses; the database answers.
+            "IGNORE_EXCEPTIONS": True,
+        },
+    }
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+STREAM_MAXLEN = int(env("STREAM_MAXLEN", "100"))
+
+# --- Celery
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 5}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {}
+
+# --- Auth, sessions, passwords
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- i18n: 22 locales, three right-to-left.
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+LANGUAGES = [
+    ("en", _("English")),
+    ("es", _("Spanish")),
+    ("de", _("German")),
+    ("ja", _("Japanese")),
+    ("fr", _("French")),
+    ("pt", _("Portuguese")),
+    ("ru", _("Russian")),
+    ("it", _("Italian")),
+    ("nl", _("Dutch")),
+    ("pl", _("Polish")),
+    ("tr", _("Turkish")),
+    ("fa", _("Persian")),
+    ("zh-hans", _("Simplified Chinese")),
+    ("vi", _("Vietnamese")),
+    ("id", _("Indonesian")),
+    ("cs", _("Czech")),
+    ("ar", _("Arabic")),
+    ("ko", _("Korean")),
+    ("uk", _("Ukrainian")),
+    ("hu", _("Hungarian")),
+    ("sv", _("Swedish")),
+    ("he", _("Hebrew")),
+]
+LANGUAGES_BIDI = ["ar", "he", "fa"]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+
+# --- Static files (Chart.js and our own CSS/JS are served by WhiteNoise)
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- API
+API_MAX_BODY_BYTES = int(env("API_MAX_BODY_BYTES", str(256 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.shopify.auth.SessionTokenAuthentication",
+        "apps.shopify.auth.DemoAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "apps.core.api.exceptions.envelope_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LoyalNest API",
+    "DESCRIPTION": "Merchant and storefront API of the LoyalNest loyalty app.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/v1/api/",
+}
+IDEMPOTENCY_KEY_TTL_HOURS = int(env("IDEMPOTENCY_KEY_TTL_HOURS", "48"))
+
+# --- Shopify (the edge itself arrives with apps.shopify)
+SHOPIFY_API_KEY = env("SHOPIFY_API_KEY", "")
+SHOPIFY_API_SECRET = env("SHOPIFY_API_SECRET", "")
+# Accepted as well during a client-secret rotation window.
+SHOPIFY_API_SECRET_PREVIOUS = env("SHOPIFY_API_SECRET_PREVIOUS", "")
+SHOPIFY_API_VERSION = env("SHOPIFY_API_VERSION", "2026-10")
+SESSION_TOKEN_LEEWAY_SECONDS = 10
+
+# --- Encryption at rest: "keyid:base64key,keyid2:base64key2"; the first key encrypts.
+ENCRYPTION_KEYS = env("ENCRYPTION_KEYS", INSECURE_DEFAULT_ENCRYPTION_KEYS)
+
+# --- PostHog: off without a key.
+POSTHOG_API_KEY = env("POSTHOG_API_KEY", "")
+POSTHOG_HOST = env("POSTHOG_HOST", "https://us.i.posthog.com")
+
+# --- Demo mode lets `make run` open the demo merchant's dashboard without Shopify. DEBUG only.
+DEMO_MODE = env_bool("DEMO_MODE", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

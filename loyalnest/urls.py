@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from django.utils.translation import gettext as _
+from drf_spectacular.views import SpectacularAPIView
+
+from apps.core.api.responses import error_body
+from apps.core.api.views import HealthApi
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", HealthApi.as_view(), name="healthz"),
+    path("v1/api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path("v1/api/", include(("apps.core.api.urls", "core"), namespace="core")),
+]
+
+
+def handler404(request, exception=None):
+    """Unknown API paths answer in the envelope; other pages get Django's page."""
+    if request.path.startswith(("/v1/api/", "/proxy/")):
+        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith(("/v1/api/", "/proxy/")):
+        return JsonResponse(
+            error_body("internal_error", _("Something went wrong on our side. It has been logged.")), status=500
+        )
+    from django.views.defaults import server_error
+
+    return server_error(request)
