@@ -186,6 +186,7 @@ class Customer(TimestampedModel):
     class Meta:
         db_table = "users"
         ordering = ["merchant", "id"]
+        permissions = [("view_customer_pii", "Can view personal data of customers and staff")]
         constraints = [
             models.UniqueConstraint(
                 fields=["merchant", "shopify_customer_id"], name="users_merchant_shopify_id_unique"
