@@ -72,6 +72,9 @@ class ApiView(APIView):
         self._exit_stack = ExitStack()
         request.locale = self.resolve_locale(request)
         translation.activate(django_language(request.locale))
+        if getattr(request, "_body_unparseable", False):
+            # DRF forgets a parse error after the first read; report it ourselves.
+            raise errors.MalformedRequest()
         super().initial(request, *args, **kwargs)
         principal = request.user
         request.merchant = getattr(principal, "merchant", None)
@@ -95,6 +98,7 @@ class ApiView(APIView):
             try:
                 data = request.data
             except ParseError:
+                request._body_unparseable = True
                 data = None
             if isinstance(data, dict) and isinstance(data.get("locale"), str):
                 explicit = data["locale"]
