@@ -9,17 +9,17 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=2)
-def _client(api_key: str, host: str):
+@lru_cache(maxsize=4)
+def _client(api_key: str, host: str, max_retries: int):
     from posthog import Posthog
 
-    return Posthog(api_key, host=host, timeout=3, max_retries=2, disable_geoip=True)
+    return Posthog(api_key, host=host, timeout=3, max_retries=max_retries, disable_geoip=True)
 
 
 def posthog_client():
     if not settings.POSTHOG_API_KEY:
         return None
-    return _client(settings.POSTHOG_API_KEY, settings.POSTHOG_HOST)
+    return _client(settings.POSTHOG_API_KEY, settings.POSTHOG_HOST, settings.POSTHOG_MAX_RETRIES)
 
 
 def track(event: str, *, merchant, distinct_id: str, properties: dict | None = None) -> None:

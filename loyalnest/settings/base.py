@@ -231,6 +231,7 @@ ENCRYPTION_KEYS = env("ENCRYPTION_KEYS", INSECURE_DEFAULT_ENCRYPTION_KEYS)
 # --- PostHog: off without a key.
 POSTHOG_API_KEY = env("POSTHOG_API_KEY", "")
 POSTHOG_HOST = env("POSTHOG_HOST", "https://us.i.posthog.com")
+POSTHOG_MAX_RETRIES = int(env("POSTHOG_MAX_RETRIES", "3"))
 
 # --- Demo mode lets `make run` open the demo merchant's dashboard without Shopify. DEBUG only.
 DEMO_MODE = env_bool("DEMO_MODE", False)
