@@ -7,4 +7,4 @@ class ShopifyConfig(AppConfig):
     verbose_name = _("Shopify edge")
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the deploy checks)
+        from . import checks, schema  # noqa: F401  (registers deploy checks and the OpenAPI scheme)

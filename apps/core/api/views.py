@@ -1,6 +1,7 @@
 """Merchant API of the loyalty core: customers, the ledger, roles, health."""
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from ulid import ULID
@@ -65,7 +66,7 @@ class TransactionOutputSerializer(serializers.Serializer):
 class HealthApi(PublicApiView):
     """PostgreSQL, Redis and the Celery broker; 503 when the database is down."""
 
-    @extend_schema(responses={200: dict, 503: dict})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def get(self, request):
         report = health_report()
         status = 200 if report["checks"]["postgresql"]["ok"] else 503
@@ -77,6 +78,7 @@ class MeApi(MerchantApiView):
 
     required_scope = STAFF
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         merchant = request.merchant
         return self.ok(
@@ -266,6 +268,7 @@ class RoleListApi(MerchantApiView):
 
     required_scope = STAFF
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         staff = selectors.staff_member_list(merchant=request.merchant)
         return self.ok(
@@ -280,7 +283,7 @@ class RoleListApi(MerchantApiView):
         )
         locale = LocaleField()
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
     def put(self, request):
         data = self.validated(self.InputSerializer, request.data)
         roles = services.role_scopes_update(merchant=request.merchant, actor=request.staff, role_scopes=data["roles"])
@@ -294,7 +297,7 @@ class StaffRoleApi(MerchantApiView):
         role = serializers.ChoiceField(choices=StaffRole.choices)
         locale = LocaleField()
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
     def put(self, request, staff_id):
         data = self.validated(self.InputSerializer, request.data)
         staff = services.staff_member_set_role(
@@ -306,6 +309,7 @@ class StaffRoleApi(MerchantApiView):
 class LocaleListApi(PublicApiView):
     """The 22 supported locales and which are right-to-left."""
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         from apps.core.locales import is_rtl
 
