@@ -52,3 +52,76 @@ def owner(merchant):
 @pytest.fixture
 def customer(merchant):
     return CustomerFactory(merchant=merchant)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the test database and the test Redis broker."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.db import connection
+
+    root = Path(__file__).resolve().parents[1]
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loyalnest.settings.test",
+        "TEST_DATABASE_URL": (
+            f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+        ),
+        "TEST_REDIS_URL": settings.REDIS_URL,
+    }
+    (root / "var").mkdir(exist_ok=True)
+    log = open(root / "var" / "test-celery-worker.log", "w")  # noqa: SIM115  (closed at teardown)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "loyalnest",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if "ready" in (root / "var" / "test-celery-worker.log").read_text():
+            break
+        if process.poll() is not None:
+            raise RuntimeError((root / "var" / "test-celery-worker.log").read_text())
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError("the Celery worker did not start")
+    yield process
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+def wait_for(condition, timeout=20.0, interval=0.1):
+    """Poll until `condition()` is true (work done by another process); fail after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

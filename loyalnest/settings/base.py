@@ -140,7 +140,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    "idempotency-records-purge": {
+        "task": "apps.core.tasks.idempotency_records_purge_task",
+        "schedule": 3600.0,
+    },
+}
 
 # --- Auth, sessions, passwords
 AUTH_PASSWORD_VALIDATORS = [
