@@ -5,7 +5,8 @@ import socket
 import pytest
 from django.test import override_settings
 
-from apps.core import redis as core_redis, tracking
+from apps.core import redis as core_redis
+from apps.core import tracking
 from apps.core.services import points_earn
 from apps.core.streams import stream_append, stream_latest
 from tests.fakes.http import FakeServer
