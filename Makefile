@@ -34,6 +34,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## make messages: extract strings into all 22 catalogues, then compile them (needs gettext's xgettext)
+messages: $(STAMP)
+	DJANGO_SETTINGS_MODULE=loyalnest.settings.dev $(PY) manage.py makemessages --all --no-obsolete --no-location \
+		--ignore "node_modules/*" --ignore "staticfiles/*" --ignore "var/*" --ignore "tests/*" --ignore "bench/*"
+	$(PY) scripts/compile_messages.py
+
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
