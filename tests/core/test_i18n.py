@@ -1,6 +1,5 @@
 """Every user-facing string is really translated in all 22 locales."""
 
-import os
 import re
 import shutil
 import subprocess
