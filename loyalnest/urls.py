@@ -12,6 +12,7 @@ urlpatterns = [
     path("healthz", HealthApi.as_view(), name="healthz"),
     path("v1/api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("v1/api/", include(("apps.core.api.urls", "core"), namespace="core")),
+    path("app/", include("apps.shopify.urls")),
 ]
 
 
