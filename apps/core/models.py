@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from .ids import PrefixedIdField
@@ -209,6 +210,8 @@ class Customer(TimestampedModel):
         indexes = [
             models.Index(fields=["shared_customer_id"], name="idx_users_shared_customer_id"),
             models.Index(fields=["merchant", "-points_balance"], name="idx_users_merchant_balance"),
+            # Support desks and admin look shoppers up by email; iexact compiles to UPPER() = UPPER().
+            models.Index(Upper("email"), name="idx_users_email_upper"),
         ]
 
     def __str__(self):
