@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+LOCALES := en es de ja fr pt ru it nl pl tr fa zh_Hans vi id cs ar ko uk hu sv he
 
 .PHONY: run test lint format migrate bench messages clean
 
@@ -36,7 +37,7 @@ format: $(STAMP)
 
 ## make messages: extract strings into all 22 catalogues, then compile them (needs gettext's xgettext)
 messages: $(STAMP)
-	DJANGO_SETTINGS_MODULE=loyalnest.settings.dev $(PY) manage.py makemessages --all --no-obsolete --no-location \
+	DJANGO_SETTINGS_MODULE=loyalnest.settings.dev $(PY) manage.py makemessages $(addprefix -l ,$(LOCALES)) --no-obsolete --no-location \
 		--ignore "node_modules/*" --ignore "staticfiles/*" --ignore "var/*" --ignore "tests/*" --ignore "bench/*"
 	$(PY) scripts/compile_messages.py
 
