@@ -59,8 +59,11 @@ def vip_tier_customer_counts(*, merchant, locale: str) -> list[TierCount]:
 
 
 def points_transaction_latest_list(*, merchant, limit: int = 10) -> list[PointsTransaction]:
-    """Return the newest ledger entries of the shop (ULID ids sort by creation; the pk index serves it)."""
+    """Return the newest ledger entries of the shop, newest first."""
+    # By created_at, not by the ULID id alone: imported or seeded history carries its own dates.
     with merchant_scope(merchant):
         return list(
-            PointsTransaction.objects.filter(merchant=merchant).select_related("customer").order_by("-id")[:limit]
+            PointsTransaction.objects.filter(merchant=merchant)
+            .select_related("customer")
+            .order_by("-created_at", "-id")[:limit]
         )
