@@ -354,6 +354,8 @@ class PointsTransaction(models.Model):
         ]
         indexes = [
             models.Index(fields=["customer", "created_at"], name="idx_points_tx_customer_time"),
+            # The dashboard's "latest activity" of a shop.
+            models.Index(fields=["merchant", "-created_at"], name="idx_points_tx_merchant_time"),
             models.Index(fields=["order"], name="idx_points_tx_order"),
         ]
 
