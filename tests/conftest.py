@@ -125,3 +125,19 @@ def wait_for(condition, timeout=20.0, interval=0.1):
             return True
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def fake_shopify(settings):
+    """The fake Shopify on loopback, with every operation of tests/fakes/shopify_operations."""
+    from apps.shopify import http as shopify_http
+    from tests.fakes.shopify import FakeShopify
+    from tests.fakes.shopify_operations import register_all
+
+    fake = FakeShopify(client_id=settings.SHOPIFY_API_KEY, client_secret=settings.SHOPIFY_API_SECRET)
+    register_all(fake)
+    with fake:
+        settings.SHOPIFY_API_BASE_URL = fake.url
+        shopify_http._client.cache_clear()
+        yield fake
+    shopify_http._client.cache_clear()

@@ -9,6 +9,7 @@ from .base import (
     INSECURE_DEFAULT_ENCRYPTION_KEYS,
     INSECURE_DEFAULT_SECRET_KEY,
     SECRET_KEY,
+    SHOPIFY_API_BASE_URL,
     SHOPIFY_API_SECRET,
     env,
     env_bool,
@@ -21,6 +22,8 @@ if ENCRYPTION_KEYS == INSECURE_DEFAULT_ENCRYPTION_KEYS or "dev:" in ENCRYPTION_K
     raise ImproperlyConfigured("ENCRYPTION_KEYS must be set to production keys.")
 if not SHOPIFY_API_SECRET:
     raise ImproperlyConfigured("SHOPIFY_API_SECRET must be set.")
+if SHOPIFY_API_BASE_URL:
+    raise ImproperlyConfigured("SHOPIFY_API_BASE_URL is for tests and development only.")
 if DEMO_MODE:
     raise ImproperlyConfigured("DEMO_MODE must be off in production.")
 

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0004_customer_email_index'),
+        ("core", "0004_customer_email_index"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='pointstransaction',
-            index=models.Index(fields=['merchant', '-created_at'], name='idx_points_tx_merchant_time'),
+            model_name="pointstransaction",
+            index=models.Index(fields=["merchant", "-created_at"], name="idx_points_tx_merchant_time"),
         ),
     ]

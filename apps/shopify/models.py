@@ -1,0 +1,122 @@
+"""What LoyalNest keeps about its connection to each shop: tokens, the webhook inbox,
+reconciliation watermarks and the state of metafield copies."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.crypto import EncryptedTextField
+from apps.core.ids import PrefixedIdField
+from apps.core.models import Customer, Merchant
+from apps.core.tenancy import TenantManager
+
+
+class ShopifyInstallation(models.Model):
+    """The shop's offline access: an expiring access token and its rotating refresh token,
+    both encrypted at rest (D5)."""
+
+    id = PrefixedIdField(prefix="ins")
+    merchant = models.OneToOneField(Merchant, on_delete=models.CASCADE, related_name="shopify_installation")
+    shop_gid = models.CharField(max_length=64, blank=True, default="")
+    scopes = models.CharField(max_length=1000, blank=True, default="")
+    access_token = EncryptedTextField(blank=True, default="")
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token = EncryptedTextField(blank=True, default="")
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    needs_reauth = models.BooleanField(default=False)
+    reauth_reason = models.CharField(max_length=64, blank=True, default="")
+    installed_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        db_table = "shopify_installations"
+
+    def __str__(self):
+        return f"Shopify installation of {self.merchant_id}"
+
+
+class WebhookStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    SKIPPED = "skipped", _("Skipped (older than what we have)")
+    FAILED = "failed", _("Failed")
+
+
+class WebhookDelivery(models.Model):
+    """The webhook inbox: stored verbatim by the view, processed by a Celery task (A2, A3)."""
+
+    id = PrefixedIdField(prefix="whk")
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    webhook_id = models.CharField(max_length=128)
+    event_id = models.CharField(max_length=128, blank=True, default="")
+    topic = models.CharField(max_length=64)
+    api_version = models.CharField(max_length=16, blank=True, default="")
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    # Personal data (order and customer payloads): scrubbed by customers/redact and shop/redact.
+    body = models.JSONField()
+    status = models.CharField(max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.RECEIVED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        db_table = "webhook_inbox"
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "webhook_id"], name="webhook_inbox_delivery_unique"),
+            models.CheckConstraint(condition=Q(status__in=WebhookStatus.values), name="webhook_inbox_status_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="idx_webhook_inbox_status"),
+            models.Index(fields=["merchant", "topic", "received_at"], name="idx_webhook_inbox_topic"),
+        ]
+
+    def __str__(self):
+        return f"{self.topic} {self.webhook_id}"
+
+
+class SyncWatermark(models.Model):
+    """How far reconciliation has read a resource (e.g. orders by updated_at) (A5)."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    resource = models.CharField(max_length=32)
+    watermark = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        db_table = "shopify_sync_watermarks"
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "resource"], name="shopify_sync_watermarks_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.resource} up to {self.watermark:%Y-%m-%d %H:%M}"
+
+
+class MetafieldCopy(models.Model):
+    """The last value LoyalNest wrote to a customer's `loyalnest` metafield, with Shopify's
+    compareDigest, so a stale write is refused and a sweep can find copies that drifted (C6)."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="metafield_copies")
+    key = models.CharField(max_length=64)
+    value = models.TextField()
+    compare_digest = models.CharField(max_length=128, blank=True, default="")
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        db_table = "shopify_metafield_copies"
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "key"], name="shopify_metafield_copies_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id}.{self.key}"

@@ -1,0 +1,15 @@
+"""The GraphQL operations the fake Shopify answers, grouped by the feature that sends them.
+
+Each `register_*` function adds handlers with `fake.operation(name, cost)`; `register_all`
+is what the `fake_shopify` fixture calls. Handlers keep their state in `shop.data`.
+"""
+
+
+def register_shop(fake):
+    @fake.operation("ShopIdentity", cost=1)
+    def shop_identity(fake, shop, variables):
+        return {"shop": {"id": shop.gid, "name": shop.domain.split(".")[0], "myshopifyDomain": shop.domain}}
+
+
+def register_all(fake):
+    register_shop(fake)
