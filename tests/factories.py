@@ -1,6 +1,6 @@
 """factory_boy factories of the loyalty core."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import factory
@@ -16,6 +16,7 @@ from apps.core.models import (
     StaffRole,
     VipTier,
 )
+from apps.shopify.models import ShopifyInstallation
 
 
 class MerchantFactory(factory.django.DjangoModelFactory):
@@ -29,6 +30,25 @@ class MerchantFactory(factory.django.DjangoModelFactory):
     currency = "USD"
     installed_at = factory.LazyFunction(lambda: datetime.now(UTC))
     settings = factory.RelatedFactory("tests.factories.ProgramSettingsFactory", factory_related_name="merchant")
+    # Installed shops hold an offline token, so a session token of theirs authenticates without
+    # a token exchange. The tokens are placeholders the fake Shopify does not know: tests that
+    # call the Admin API use tests.shopify_helpers.shopify_connect(fake, merchant) for real ones.
+    shopify_installation = factory.RelatedFactory(
+        "tests.factories.ShopifyInstallationFactory", factory_related_name="merchant"
+    )
+
+
+class ShopifyInstallationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ShopifyInstallation
+        django_get_or_create = ("merchant",)
+
+    merchant = factory.SubFactory(MerchantFactory, shopify_installation=None)
+    scopes = "read_customers,write_customers,read_orders"
+    access_token = factory.Sequence(lambda n: f"shpat_factory_{n:06d}")
+    access_token_expires_at = factory.LazyFunction(lambda: datetime.now(UTC) + timedelta(hours=1))
+    refresh_token = factory.Sequence(lambda n: f"shprt_factory_{n:06d}")
+    refresh_token_expires_at = factory.LazyFunction(lambda: datetime.now(UTC) + timedelta(days=90))
 
 
 class ProgramSettingsFactory(factory.django.DjangoModelFactory):

@@ -1,9 +1,13 @@
 """Sign requests the way Shopify does, for tests (session tokens today; webhooks, proxy later)."""
 
 import time
+from datetime import timedelta
 
 import jwt
 from django.conf import settings
+from django.utils import timezone
+
+from apps.shopify.models import ShopifyInstallation
 
 
 def session_token(shop_domain: str, *, user_id: str = "90001", secret=None, audience=None, **overrides) -> str:
@@ -26,3 +30,23 @@ def session_token(shop_domain: str, *, user_id: str = "90001", secret=None, audi
 def auth_header(staff) -> dict:
     """Headers for a merchant API call as `staff` (a StaffMember)."""
     return {"HTTP_AUTHORIZATION": f"Bearer {session_token(staff.merchant.shop_domain, user_id=staff.shopify_user_id)}"}
+
+
+def shopify_connect(fake, merchant, *, expires_in=timedelta(hours=1), refresh_expires_in=timedelta(days=90)):
+    """Store a token pair the fake Shopify issued for the merchant's shop (as after an install),
+    expiring as asked. Returns (access_token, refresh_token)."""
+    access, refresh = fake.issue_tokens(merchant.shop_domain)
+    now = timezone.now()
+    ShopifyInstallation.objects.update_or_create(
+        merchant=merchant,
+        defaults={
+            "access_token": access,
+            "access_token_expires_at": now + expires_in,
+            "refresh_token": refresh,
+            "refresh_token_expires_at": now + refresh_expires_in,
+            "scopes": "read_customers,write_customers,read_orders",
+            "needs_reauth": False,
+            "reauth_reason": "",
+        },
+    )
+    return access, refresh

@@ -3,6 +3,10 @@
 Shopify App Bridge sends `Authorization: Bearer <JWT>` signed HS256 with the app's client
 secret. The shop comes from the token only (`dest`, which must match `iss`), never from the
 request. During a secret rotation the previous secret is accepted too.
+
+A verified token of a shop with no usable offline token (first open after install, reinstall,
+or `needs_reauth`) is exchanged for one before the request continues (apps.shopify.tokens);
+installed shops cost one query and no network call.
 """
 
 import re
@@ -16,6 +20,8 @@ from apps.core import errors
 from apps.core.models import Merchant
 from apps.core.services import staff_member_get_or_create
 from apps.core.tenancy import scopes_disabled
+
+from .tokens import merchant_for_session_token
 
 SHOP_HOST = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 DEMO_SHOP_DOMAIN = "demo-loyalnest.myshopify.com"
@@ -67,10 +73,10 @@ class SessionTokenAuthentication(BaseAuthentication):
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.AuthenticationFailed()
         payload = decode_session_token(token.strip())
+        # Installed shops: one query. Otherwise the verified token is exchanged for an offline
+        # token first (managed installation, or re-authorisation after a refused refresh).
+        merchant = merchant_for_session_token(token=token.strip(), claims=payload)
         with scopes_disabled():
-            merchant = Merchant.objects.filter(shop_domain=payload["shop"], is_installed=True).first()
-            if merchant is None:
-                raise errors.AuthenticationFailed()
             staff = staff_member_get_or_create(merchant=merchant, shopify_user_id=str(payload["sub"]))
         if not staff.is_active:
             raise errors.PermissionDenied()

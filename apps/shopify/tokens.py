@@ -239,19 +239,34 @@ def installation_mark_needs_reauth(*, merchant, reason: str = REAUTH_ADMIN_API_4
 
 
 # --- Installation by token exchange ---------------------------------------------------------
-def installation_is_usable(*, shop_domain: str) -> bool:
-    """True when the shop is installed with a grant LoyalNest can still use (no token decrypted)."""
-    now = timezone.now()
+def _connected_merchants(shop_domain: str):
     return (
-        Merchant.objects.filter(
-            shop_domain=shop_domain,
-            is_installed=True,
-            shopify_installation__needs_reauth=False,
-        )
+        Merchant.objects.filter(shop_domain=shop_domain, is_installed=True, shopify_installation__needs_reauth=False)
         .exclude(shopify_installation__access_token="")
-        .exclude(shopify_installation__refresh_token_expires_at__lte=now)
-        .exists()
+        .exclude(shopify_installation__refresh_token_expires_at__lte=timezone.now())
     )
+
+
+def merchant_get_connected(*, shop_domain: str) -> Merchant | None:
+    """Return the shop's merchant when it is installed with a grant LoyalNest can still use.
+
+    One indexed query, no token decrypted, no network call: the hot path of every request.
+    """
+    return _connected_merchants(shop_domain).first()
+
+
+def installation_is_usable(*, shop_domain: str) -> bool:
+    return _connected_merchants(shop_domain).exists()
+
+
+def merchant_for_session_token(*, token: str, claims: dict) -> Merchant:
+    """The merchant of a VERIFIED session token, installing (or re-authorising) the shop first
+    when LoyalNest has no usable offline token for it."""
+    shop_domain = claims["shop"]
+    merchant = merchant_get_connected(shop_domain=shop_domain)
+    if merchant is not None:
+        return merchant
+    return installation_exchange(shop_domain=shop_domain, id_token=token, claims=claims)
 
 
 def _shop_details(*, shop_domain: str, access_token: str) -> dict:

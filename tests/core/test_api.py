@@ -10,7 +10,7 @@ from django.utils import translation
 from rest_framework.test import APIClient
 
 from apps.core.errors import InvalidLocale
-from apps.core.models import AuditLog, Customer, IdempotencyRecord, PointsTransaction
+from apps.core.models import AuditLog, Customer, IdempotencyRecord, Merchant, PointsTransaction
 from apps.core.services import points_earn
 from apps.core.tenancy import scopes_disabled
 from tests.factories import CustomerFactory, MerchantFactory, RewardFactory, StaffMemberFactory
@@ -104,12 +104,19 @@ def test_the_previous_secret_is_accepted_during_rotation(api, owner):
     assert api.get("/v1/api/customers", **_bearer(token)).status_code == 200
 
 
-def test_an_uninstalled_or_unknown_shop_is_refused(api, owner):
+def test_a_shop_shopify_refuses_to_exchange_for_is_refused(api, owner, fake_shopify):
+    # A valid session token of a shop without a usable installation is exchanged first
+    # (tests/shopify/test_install.py); when Shopify refuses, the request is 401.
     owner.merchant.is_installed = False
     owner.merchant.save()
+    fake_shopify.not_installed.update({owner.merchant.shop_domain, "nobody.myshopify.com"})
 
-    assert api.get("/v1/api/customers", **auth_header(owner)).status_code == 401
-    assert api.get("/v1/api/customers", **_bearer(session_token("nobody.myshopify.com"))).status_code == 401
+    refused = api.get("/v1/api/customers", **auth_header(owner))
+    unknown = api.get("/v1/api/customers", **_bearer(session_token("nobody.myshopify.com")))
+
+    assert refused.status_code == unknown.status_code == 401
+    assert refused["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+    assert not Merchant.objects.filter(shop_domain="nobody.myshopify.com").exists()
 
 
 def test_first_staff_member_becomes_owner_and_later_ones_support(api, merchant):

@@ -9,8 +9,8 @@ GraphQL operations are dispatched by operation name to handlers registered with
 (see `tests/fakes/shopify_operations.py`). Behaviour a test can turn on:
 - `failure_rate` / `fail_next(n, status)`: HTTP 5xx (or 429) answers;
 - the cost bucket: `bucket_max`, `restore_rate`, `drain(shop)` → `THROTTLED` answered with 200;
-- token errors: an unknown or reused refresh token → `invalid_grant`; a forged id token →
-  `invalid_subject_token`.
+- token errors: an unknown or reused refresh token → `invalid_grant`; a forged id token, or
+  one of a shop in `not_installed` (the merchant removed the app) → `invalid_subject_token`.
 """
 
 import json
@@ -55,6 +55,7 @@ class FakeShopify:
         self.restore_rate = 50.0
         self.access_token_ttl = 3600
         self.refresh_token_ttl = 90 * 24 * 3600
+        self.not_installed: set[str] = set()  # shops whose token exchange Shopify refuses
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
         self.server = FakeServer(respond=self._respond)
@@ -130,7 +131,7 @@ class FakeShopify:
                     )
                 except jwt.PyJWTError:
                     return 400, {"error": "invalid_subject_token"}, {}
-                if not str(claims.get("dest", "")).endswith(domain):
+                if not str(claims.get("dest", "")).endswith(domain) or domain in self.not_installed:
                     return 400, {"error": "invalid_subject_token"}, {}
             elif grant == "refresh_token":
                 token = body.get("refresh_token", "")

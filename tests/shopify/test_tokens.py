@@ -12,9 +12,9 @@ from django.utils.translation import override
 
 from apps.core.models import AuditLog
 from apps.shopify.graphql import ShopifyAuthError
-from apps.shopify.models import ShopifyInstallation
 from apps.shopify.tokens import REFRESH_MARGIN, access_token_for, installation_get, installation_revoke
 from tests.factories import MerchantFactory
+from tests.shopify_helpers import shopify_connect
 
 pytestmark = pytest.mark.django_db
 
@@ -27,23 +27,6 @@ def token_requests(fake, grant_type):
     ]
 
 
-def install(fake, merchant, *, expires_in=timedelta(hours=1), refresh_expires_in=timedelta(days=90)):
-    """Give the merchant a real token pair issued by the fake, expiring as asked."""
-    access, refresh = fake.issue_tokens(merchant.shop_domain)
-    now = timezone.now()
-    ShopifyInstallation.objects.update_or_create(
-        merchant=merchant,
-        defaults={
-            "access_token": access,
-            "access_token_expires_at": now + expires_in,
-            "refresh_token": refresh,
-            "refresh_token_expires_at": now + refresh_expires_in,
-            "scopes": "read_customers",
-        },
-    )
-    return access, refresh
-
-
 def stored_columns(merchant):
     with connection.cursor() as cursor:
         cursor.execute(
@@ -53,16 +36,16 @@ def stored_columns(merchant):
 
 
 def test_a_fresh_token_is_returned_without_calling_shopify(fake_shopify, merchant, other_merchant):
-    access, _ = install(fake_shopify, merchant)
+    access, _ = shopify_connect(fake_shopify, merchant)
 
     assert access_token_for(merchant=merchant) == access
     assert token_requests(fake_shopify, "refresh_token") == []
 
 
 def test_a_token_inside_the_margin_is_refreshed_and_the_pair_rotated(fake_shopify, merchant, other_merchant):
-    old_access, old_refresh = install(fake_shopify, merchant, expires_in=REFRESH_MARGIN - timedelta(seconds=30))
+    old_access, old_refresh = shopify_connect(fake_shopify, merchant, expires_in=REFRESH_MARGIN - timedelta(seconds=30))
     beta = other_merchant["merchant"]
-    beta_access, beta_refresh = install(fake_shopify, beta)
+    beta_access, beta_refresh = shopify_connect(fake_shopify, beta)
 
     token = access_token_for(merchant=merchant)
 
@@ -83,10 +66,10 @@ def test_a_token_inside_the_margin_is_refreshed_and_the_pair_rotated(fake_shopif
 
 
 def test_invalid_grant_marks_needs_reauth_with_a_localized_message(fake_shopify, merchant, other_merchant):
-    install(fake_shopify, merchant, expires_in=timedelta(seconds=-1))
+    shopify_connect(fake_shopify, merchant, expires_in=timedelta(seconds=-1))
     fake_shopify.shop(merchant.shop_domain).refresh_tokens.clear()  # revoked on Shopify's side
     beta = other_merchant["merchant"]
-    install(fake_shopify, beta)
+    shopify_connect(fake_shopify, beta)
 
     with pytest.raises(ShopifyAuthError) as raised:
         access_token_for(merchant=merchant)
@@ -107,7 +90,7 @@ def test_invalid_grant_marks_needs_reauth_with_a_localized_message(fake_shopify,
 
 
 def test_an_expired_refresh_token_needs_reauth_without_calling_shopify(fake_shopify, merchant):
-    install(fake_shopify, merchant, expires_in=timedelta(seconds=-1), refresh_expires_in=timedelta(seconds=-1))
+    shopify_connect(fake_shopify, merchant, expires_in=timedelta(seconds=-1), refresh_expires_in=timedelta(seconds=-1))
 
     with pytest.raises(ShopifyAuthError):
         access_token_for(merchant=merchant)
@@ -117,7 +100,7 @@ def test_an_expired_refresh_token_needs_reauth_without_calling_shopify(fake_shop
 
 
 def test_a_shopify_outage_during_refresh_is_retryable_and_keeps_the_grant(fake_shopify, merchant):
-    _, refresh = install(fake_shopify, merchant, expires_in=timedelta(seconds=-1))
+    _, refresh = shopify_connect(fake_shopify, merchant, expires_in=timedelta(seconds=-1))
     fake_shopify.fail_next(3, status=503)
 
     with pytest.raises(Exception) as raised:
@@ -134,8 +117,8 @@ def test_a_shopify_outage_during_refresh_is_retryable_and_keeps_the_grant(fake_s
 def test_two_concurrent_refreshers_refresh_once_and_share_the_new_token(fake_shopify):
     merchant = MerchantFactory(shop_domain="alpha-pets.myshopify.com")
     beta = MerchantFactory(shop_domain="beta-gadgets.myshopify.com")
-    install(fake_shopify, merchant, expires_in=timedelta(seconds=10))
-    beta_access, _ = install(fake_shopify, beta)
+    shopify_connect(fake_shopify, merchant, expires_in=timedelta(seconds=10))
+    beta_access, _ = shopify_connect(fake_shopify, beta)
     respond = fake_shopify.server.respond
 
     def slow_token_endpoint(request):
@@ -171,9 +154,9 @@ def test_two_concurrent_refreshers_refresh_once_and_share_the_new_token(fake_sho
 
 
 def test_revoke_wipes_both_tokens_and_marks_the_merchant_uninstalled(fake_shopify, merchant, other_merchant):
-    install(fake_shopify, merchant)
+    shopify_connect(fake_shopify, merchant)
     beta = other_merchant["merchant"]
-    beta_access, _ = install(fake_shopify, beta)
+    beta_access, _ = shopify_connect(fake_shopify, beta)
 
     installation_revoke(merchant=merchant)
     installation_revoke(merchant=merchant)  # Shopify may deliver app/uninstalled twice
