@@ -50,3 +50,27 @@ def shopify_connect(fake, merchant, *, expires_in=timedelta(hours=1), refresh_ex
         },
     )
     return access, refresh
+
+
+def proxy_signed_query(shop: str, customer_id=None, *, secret=None, timestamp=None, **params) -> str:
+    """The query string Shopify's app proxy forwards: the widget's own parameters plus `shop`,
+    `logged_in_customer_id` (blank when nobody is logged in), `path_prefix` and `timestamp`,
+    signed as Shopify signs them: hex HMAC-SHA256 of the sorted `key=value` pairs joined with
+    no separator, a repeated parameter's values joined by `,`. List values repeat a parameter."""
+    import hashlib
+    import hmac
+    from urllib.parse import urlencode
+
+    signed = {
+        **params,
+        "shop": shop,
+        "logged_in_customer_id": "" if customer_id is None else str(customer_id),
+        "path_prefix": "/apps/loyalnest",
+        "timestamp": str(int(time.time()) if timestamp is None else timestamp),
+    }
+    message = "".join(
+        f"{key}={','.join(value) if isinstance(value, list) else value}" for key, value in sorted(signed.items())
+    )
+    key = (secret or settings.SHOPIFY_API_SECRET).encode()
+    signature = hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+    return urlencode({**signed, "signature": signature}, doseq=True)

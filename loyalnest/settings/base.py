@@ -219,7 +219,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/v1/api/",
-    "AUTHENTICATION_WHITELIST": ["apps.shopify.auth.SessionTokenAuthentication"],
+    "AUTHENTICATION_WHITELIST": [
+        "apps.shopify.auth.SessionTokenAuthentication",
+        "apps.shopify.proxy.AppProxyAuthentication",
+    ],
 }
 IDEMPOTENCY_KEY_TTL_HOURS = int(env("IDEMPOTENCY_KEY_TTL_HOURS", "48"))
 
@@ -235,6 +238,15 @@ SHOPIFY_API_BASE_URL = env("SHOPIFY_API_BASE_URL", "")
 SHOPIFY_CONNECT_TIMEOUT_SECONDS = float(env("SHOPIFY_CONNECT_TIMEOUT_SECONDS", "3"))
 SHOPIFY_READ_TIMEOUT_SECONDS = float(env("SHOPIFY_READ_TIMEOUT_SECONDS", "10"))
 SHOPIFY_GRAPHQL_MAX_ATTEMPTS = int(env("SHOPIFY_GRAPHQL_MAX_ATTEMPTS", "4"))
+
+# --- Storefront (app proxy) rate limits, "<requests>/<seconds>" (D3). Per shopper, or per IP
+# address for anonymous visitors, within a group; and per shop across every proxy endpoint.
+PROXY_RATE_LIMITS = {
+    "storefront": env("PROXY_RATE_LIMIT_STOREFRONT", "120/60"),
+    "redeem": env("PROXY_RATE_LIMIT_REDEEM", "10/60"),
+    "referral_lookup": env("PROXY_RATE_LIMIT_REFERRAL_LOOKUP", "20/60"),
+}
+PROXY_RATE_LIMIT_SHOP = env("PROXY_RATE_LIMIT_SHOP", "6000/60")
 
 # --- Encryption at rest: "keyid:base64key,keyid2:base64key2"; the first key encrypts.
 ENCRYPTION_KEYS = env("ENCRYPTION_KEYS", INSECURE_DEFAULT_ENCRYPTION_KEYS)

@@ -46,6 +46,17 @@ def idempotency_key(request) -> str | None:
     return key
 
 
+def stored_key(view, request, key: str) -> str:
+    """The key the record is stored under. Keys are unique per merchant; a view whose callers
+    share a merchant but must never see each other's answers (storefront shoppers) names a
+    namespace with `idempotency_namespace(request)`, and the client's key is hashed into it."""
+    namespace_of = getattr(view, "idempotency_namespace", None)
+    namespace = namespace_of(request) if namespace_of is not None else None
+    if not namespace:
+        return key
+    return f"{namespace}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def idempotent(handler):
     """Decorate a view method that changes state. Only successful answers are stored."""
 
@@ -54,6 +65,7 @@ def idempotent(handler):
         key = idempotency_key(request)
         if key is None:
             return handler(self, request, *args, **kwargs)
+        key = stored_key(self, request, key)
         fingerprint = request_fingerprint(request)
         merchant = request.merchant
         existing = IdempotencyRecord.objects.filter(merchant=merchant, key=key).first()

@@ -10,16 +10,28 @@ from .ledger import (
     points_reverse,
     tier_for,
 )
+from .referrals import (
+    SelfReferralRefused,
+    referral_code_new,
+    referral_link_get_or_create,
+    referral_link_resolve,
+)
+from .shoppers import customer_get_or_create_by_shopify_id
 from .staff import role_scopes_update, staff_member_get_or_create, staff_member_set_role
 
 __all__ = [
     "LedgerResult",
+    "SelfReferralRefused",
+    "customer_get_or_create_by_shopify_id",
     "ledger_balance",
     "points_adjust",
     "points_earn",
     "points_for_amount",
     "points_redeem",
     "points_reverse",
+    "referral_code_new",
+    "referral_link_get_or_create",
+    "referral_link_resolve",
     "role_scopes_update",
     "staff_member_get_or_create",
     "staff_member_set_role",

@@ -1,0 +1,212 @@
+"""The Shopify app proxy: storefront requests, verified, rate-limited (RELIABILITY A7, D3, E5).
+
+Shopify forwards `https://{shop}/apps/loyalnest/<path>` to `<app>/proxy/<path>` and adds the
+query parameters `shop`, `logged_in_customer_id` (blank for anonymous visitors),
+`path_prefix`, `timestamp` and `signature`: the hex HMAC-SHA256, keyed with the app's client
+secret, of every other query parameter as sorted `key=value` pairs joined with no separator
+(repeated values joined by `,`). shopifyapp's `verify_app_proxy_req` checks it in constant
+time, refuses timestamps more than 90 s off, and accepts the previous secret during a rotation.
+
+Identity comes only from that signed query: the shop from `shop`, the shopper from
+`logged_in_customer_id`. Nothing in the body, the headers or other parameters can name a shop
+or a customer.
+
+Feature apps serve their shopper endpoints by subclassing `ShopperApiView`:
+
+    class WalletExportApi(ShopperApiView):
+        required_scope = "customer:frontend"   # a logged-in shopper; STOREFRONT allows anonymous
+        rate_limit_group = "wallet"            # optional: a rate of its own in PROXY_RATE_LIMITS
+
+        def post(self, request):
+            ...  # request.merchant, request.customer (None when anonymous), request.locale
+
+and mount their URLs under `proxy/v1/api/` in `loyalnest/urls.py`.
+"""
+
+import logging
+import re
+
+import redis
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import Throttled
+from shopify_app import verify_app_proxy_req
+
+from apps.core import errors
+from apps.core.api.base import ApiView
+from apps.core.api.permissions import HasScope
+from apps.core.rbac import ShopperPrincipal
+from apps.core.services import customer_get_or_create_by_shopify_id
+from apps.core.tenancy import merchant_scope
+
+from . import selectors
+from .auth import SHOP_HOST
+from .ratelimit import Counter, Rate, client_fingerprint, rate_limit_hit
+
+logger = logging.getLogger(__name__)
+
+# Any verified storefront request, anonymous or logged in (e.g. looking up a referral code).
+STOREFRONT = "storefront"
+SHOPIFY_CUSTOMER_ID = re.compile(r"^[0-9]{1,32}$")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ProxySignatureInvalid(errors.ApplicationError):
+    """Missing, forged or stale app-proxy signature (not an App Bridge session: no retry header)."""
+
+    code = "authentication_failed"
+    status = 401
+    default_message = _("This request could not be verified. Reload the page and try again.")
+
+
+class ShopperLoginRequired(errors.ApplicationError):
+    code = "login_required"
+    status = 401
+    default_message = _("Log in to see your points and rewards.")
+
+
+def _proxy_secrets() -> tuple[str, str | None]:
+    return settings.SHOPIFY_API_SECRET, settings.SHOPIFY_API_SECRET_PREVIOUS or None
+
+
+def verify_proxy_request(request) -> tuple[str, str | None]:
+    """Verify the signed query; return (shop domain, Shopify customer id or None)."""
+    secret, previous = _proxy_secrets()
+    if not secret:
+        # An empty key would let anyone sign: refuse rather than trust.
+        logger.error("app proxy request refused: SHOPIFY_API_SECRET is not configured")
+        raise ProxySignatureInvalid()
+    result = verify_app_proxy_req(
+        {
+            "method": request.method,
+            "headers": {},
+            # Only the query matters to the signature; the host is irrelevant.
+            "url": f"https://app-proxy.invalid{request.get_full_path()}",
+            "body": "",
+        },
+        {"client_id": settings.SHOPIFY_API_KEY, "client_secret": secret, "old_client_secret": previous},
+    )
+    if not result.ok:
+        logger.info("app proxy request refused: %s", result.log.code)
+        raise ProxySignatureInvalid()
+    shop = request.query_params.get("shop", "").strip().lower()
+    if not SHOP_HOST.match(shop):
+        logger.info("app proxy request refused: signed shop is not a myshopify.com domain")
+        raise ProxySignatureInvalid()
+    customer_id = (result.logged_in_customer_id or "").strip() or None
+    if customer_id is not None and not SHOPIFY_CUSTOMER_ID.match(customer_id):
+        logger.info("app proxy request refused: logged_in_customer_id is not a Shopify id")
+        raise ProxySignatureInvalid()
+    return shop, customer_id
+
+
+class AppProxyAuthentication(BaseAuthentication):
+    """Authenticate a storefront request by its app-proxy signature.
+
+    Returns `(ShopperPrincipal(merchant, customer), None)`; `customer` is None for anonymous
+    visitors. A logged-in shopper we have not heard of yet gets a bare Customer row.
+    """
+
+    def authenticate(self, request):
+        shop, shopify_customer_id = verify_proxy_request(request)
+        merchant = selectors.merchant_get_installed(shop_domain=shop)
+        if merchant is None:
+            raise errors.NotFound()
+        customer = None
+        if shopify_customer_id is not None:
+            with merchant_scope(merchant):
+                customer = customer_get_or_create_by_shopify_id(
+                    merchant=merchant, shopify_customer_id=shopify_customer_id
+                )
+        return ShopperPrincipal(merchant=merchant, customer=customer), None
+
+    def authenticate_header(self, request):
+        return 'Signature realm="shopify-app-proxy"'
+
+
+class ShopperScope(HasScope):
+    """`STOREFRONT`: any verified storefront request. Any other scope needs a logged-in shopper
+    holding it (`customer:frontend`); anonymous visitors are asked to log in."""
+
+    def has_permission(self, request, view):
+        principal = request.user
+        if not isinstance(principal, ShopperPrincipal):
+            raise ProxySignatureInvalid()
+        if getattr(view, "required_scope", None) == STOREFRONT:
+            return True
+        if principal.customer is None:
+            raise ShopperLoginRequired()
+        return super().has_permission(request, view)
+
+
+def _client_address(request) -> str:
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    # Shopify's proxy puts the shopper's address first.
+    return forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+class ShopperApiView(ApiView):
+    """Base of every storefront endpoint served under `/proxy/`.
+
+    - Authentication: the app-proxy signature (`AppProxyAuthentication`); `request.merchant`,
+      `request.customer` (None for anonymous visitors) and `request.locale` (the widget's
+      `locale` query parameter, else Accept-Language) are set, and the merchant's scope is
+      entered, before the handler runs.
+    - Permission: `required_scope` is `"customer:frontend"` (the default: a logged-in shopper;
+      anonymous visitors get 401 `login_required`) or `STOREFRONT` (anonymous allowed).
+    - Rate limits (D3), checked right after the signature: per shop across all endpoints
+      (`PROXY_RATE_LIMIT_SHOP`) and per shopper, or per IP address for anonymous visitors,
+      within `rate_limit_group` (`PROXY_RATE_LIMITS[group]`). Over a limit: 429 with
+      `Retry-After`. With Redis down, safe methods are served (fail open) and others are
+      refused with 503 before anything is written (fail closed); set `rate_limit_fail_open`
+      to decide otherwise for a view.
+    - `@idempotent` handlers store answers per shopper (`idempotency_namespace`), so two
+      shoppers sending the same `Idempotency-Key` never see each other's answer.
+    """
+
+    authentication_classes = [AppProxyAuthentication]
+    permission_classes = [ShopperScope]
+    required_scope = "customer:frontend"
+    rate_limit_group = "storefront"
+    rate_limit_fail_open: bool | None = None  # None: open for GET/HEAD/OPTIONS, closed otherwise
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        self.enforce_rate_limits(request)
+
+    def rate_limit_counters(self, request) -> list[Counter]:
+        principal = request.user
+        limits = settings.PROXY_RATE_LIMITS
+        group = self.rate_limit_group
+        rate = Rate.parse(limits.get(group, limits["storefront"]))
+        customer = principal.customer
+        who = customer.pk if customer is not None else client_fingerprint(_client_address(request))
+        return [
+            Counter(bucket="shop", who="all", rate=Rate.parse(settings.PROXY_RATE_LIMIT_SHOP)),
+            Counter(bucket=group, who=who, rate=rate),
+        ]
+
+    def enforce_rate_limits(self, request) -> None:
+        principal = request.user
+        try:
+            wait = rate_limit_hit(merchant_id=principal.merchant.pk, counters=self.rate_limit_counters(request))
+        except redis.RedisError as exc:
+            fail_open = self.rate_limit_fail_open
+            if fail_open is None:
+                fail_open = request.method in SAFE_METHODS
+            logger.warning(
+                "rate limit unavailable (%s), %s %s",
+                type(exc).__name__,
+                request.method,
+                "served" if fail_open else "refused",
+            )
+            if not fail_open:
+                raise errors.ServiceUnavailable() from exc
+            return
+        if wait is not None:
+            raise Throttled(wait=wait)
+
+    def idempotency_namespace(self, request) -> str:
+        customer = getattr(request, "customer", None)
+        return f"shopper:{customer.pk}" if customer is not None else "shopper:anonymous"
