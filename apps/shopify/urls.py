@@ -8,4 +8,5 @@ app_name = "shopify"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("session-token/", views.session_token_bounce, name="session_token_bounce"),
 ]

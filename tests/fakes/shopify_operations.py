@@ -4,6 +4,8 @@ Each `register_*` function adds handlers with `fake.operation(name, cost)`; `reg
 is what the `fake_shopify` fixture calls. Handlers keep their state in `shop.data`.
 """
 
+from tests.fakes import shopify_ops_install
+
 
 def register_shop(fake):
     @fake.operation("ShopIdentity", cost=1)
@@ -13,3 +15,4 @@ def register_shop(fake):
 
 def register_all(fake):
     register_shop(fake)
+    shopify_ops_install.register(fake)

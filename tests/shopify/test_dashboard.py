@@ -140,12 +140,16 @@ def test_an_invalid_token_is_401_even_in_demo_mode(client, demo_merchant):
     assert "LoyalNest Demo Store" not in response.content.decode()
 
 
-def test_a_token_for_an_unknown_or_uninstalled_shop_is_401(client, shop):
+def test_a_token_shopify_refuses_to_exchange_is_401(client, shop, fake_shopify):
+    # A valid token of a shop without a usable installation installs it (tests/shopify/
+    # test_install.py) unless Shopify refuses the exchange.
     MerchantFactory(shop_domain="gone-shop.myshopify.com", name="Gone Shop", is_installed=False)
+    fake_shopify.not_installed.update({"nobody.myshopify.com", "gone-shop.myshopify.com"})
 
     for domain in ("nobody.myshopify.com", "gone-shop.myshopify.com"):
         response = open_dashboard(client, domain)
         assert response.status_code == 401
+        assert "Gone Shop" not in response.content.decode()
 
 
 def test_a_deactivated_staff_member_is_403(client, shop):
@@ -174,8 +178,8 @@ def test_the_page_may_be_framed_by_its_own_shop_only(client, shop, rival):
 
 
 def test_the_401_page_is_framed_only_by_a_shop_shaped_parameter(client, shop):
-    framed = client.get("/app/", {"shop": "alpha-pets.myshopify.com"})
-    hostile = client.get("/app/", {"shop": "evil.example.com https://evil.example.com"})
+    framed = client.get("/app/", {"shop": "alpha-pets.myshopify.com", "id_token": "not-a-jwt"})
+    hostile = client.get("/app/", {"shop": "evil.example.com https://evil.example.com", "id_token": "not-a-jwt"})
 
     assert framed.status_code == hostile.status_code == 401
     assert framed["Content-Security-Policy"] == (
