@@ -55,7 +55,26 @@ def customer(merchant):
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
+def shopify_relay():
+    """A loopback address that stays put for the whole session and forwards to the current
+    test's fake Shopify: the Celery worker process is started once, so it is pointed here."""
+    from tests.fakes.http import FakeServer
+
+    state = {"fake": None}
+
+    def respond(request):
+        fake = state["fake"]
+        if fake is None:
+            return 503, {"errors": "No fake Shopify in this test"}, {}
+        return fake._respond(request)
+
+    with FakeServer(respond=respond) as server:
+        server.state = state
+        yield server
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, shopify_relay):
     """A real Celery worker process on the test database and the test Redis broker."""
     import os
     import subprocess
@@ -75,6 +94,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
             f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
         ),
         "TEST_REDIS_URL": settings.REDIS_URL,
+        "SHOPIFY_API_BASE_URL": shopify_relay.url,
     }
     (root / "var").mkdir(exist_ok=True)
     log = open(root / "var" / "test-celery-worker.log", "w")  # noqa: SIM115  (closed at teardown)
@@ -128,7 +148,7 @@ def wait_for(condition, timeout=20.0, interval=0.1):
 
 
 @pytest.fixture
-def fake_shopify(settings):
+def fake_shopify(settings, shopify_relay):
     """The fake Shopify on loopback, with every operation of tests/fakes/shopify_operations."""
     from apps.shopify import http as shopify_http
     from tests.fakes.shopify import FakeShopify
@@ -139,5 +159,7 @@ def fake_shopify(settings):
     with fake:
         settings.SHOPIFY_API_BASE_URL = fake.url
         shopify_http._client.cache_clear()
+        shopify_relay.state["fake"] = fake  # the Celery worker process reaches it through the relay
         yield fake
+        shopify_relay.state["fake"] = None
     shopify_http._client.cache_clear()

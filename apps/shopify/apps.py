@@ -7,4 +7,5 @@ class ShopifyConfig(AppConfig):
     verbose_name = _("Shopify edge")
 
     def ready(self):
-        from . import checks, schema  # noqa: F401  (registers deploy checks and the OpenAPI scheme)
+        # Deploy checks, the OpenAPI scheme, metafield and Flow Celery tasks, the core's Flow actions.
+        from . import checks, flow, metafields, schema  # noqa: F401

@@ -147,6 +147,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+CELERY_BEAT_SCHEDULE["shopify-customer-metafields-sweep"] = {
+    "task": "apps.shopify.metafields.customer_metafields_sweep_all_task",
+    "schedule": float(env("SHOPIFY_METAFIELDS_SWEEP_INTERVAL_SECONDS", "900")),
+}
+CELERY_BEAT_SCHEDULE["shopify-customer-metafields-verify"] = {
+    "task": "apps.shopify.metafields.customer_metafields_sweep_all_task",
+    "schedule": 24 * 3600.0,
+    "kwargs": {"verify_shopify": True},
+}
 
 # --- Auth, sessions, passwords
 AUTH_PASSWORD_VALIDATORS = [

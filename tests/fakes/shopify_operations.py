@@ -4,7 +4,7 @@ Each `register_*` function adds handlers with `fake.operation(name, cost)`; `reg
 is what the `fake_shopify` fixture calls. Handlers keep their state in `shop.data`.
 """
 
-from tests.fakes import shopify_ops_install
+from tests.fakes import shopify_ops_install, shopify_ops_metafields
 
 
 def register_shop(fake):
@@ -16,3 +16,4 @@ def register_shop(fake):
 def register_all(fake):
     register_shop(fake)
     shopify_ops_install.register(fake)
+    shopify_ops_metafields.register(fake)
