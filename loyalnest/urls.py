@@ -13,6 +13,7 @@ urlpatterns = [
     path("v1/api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("v1/api/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("app/", include("apps.shopify.urls")),
+    path("shopify/", include("apps.shopify.webhooks.urls")),
     path("shopify/flow/", include("apps.shopify.flow.urls")),
     path("proxy/v1/api/", include(("apps.shopify.storefront.urls", "proxy"), namespace="proxy")),
 ]

@@ -9,3 +9,4 @@ class ShopifyConfig(AppConfig):
     def ready(self):
         # Deploy checks, the OpenAPI scheme, metafield and Flow Celery tasks, the core's Flow actions.
         from . import checks, flow, metafields, schema  # noqa: F401
+        from .webhooks import tasks as webhook_tasks  # noqa: F401  (registers the webhook Celery tasks)

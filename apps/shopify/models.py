@@ -120,3 +120,28 @@ class MetafieldCopy(models.Model):
 
     def __str__(self):
         return f"{self.customer_id}.{self.key}"
+
+
+class ShopifyRefund(models.Model):
+    """A refund of an order, recorded once per Shopify refund id: the order's refunded amount
+    is their sum, and each one reverses its share of the order's points exactly once (C5)."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    order = models.ForeignKey("core.Order", on_delete=models.CASCADE, related_name="shopify_refunds")
+    shopify_refund_id = models.CharField(max_length=64)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        db_table = "shopify_refunds"
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "shopify_refund_id"], name="shopify_refunds_unique"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="shopify_refunds_amount_non_negative"),
+        ]
+        indexes = [models.Index(fields=["order", "refunded_at"], name="idx_shopify_refunds_order")]
+
+    def __str__(self):
+        return f"refund {self.shopify_refund_id} of {self.order_id}"

@@ -147,6 +147,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+CELERY_BEAT_SCHEDULE["shopify-webhook-inbox-sweep"] = {
+    "task": "apps.shopify.webhooks.tasks.webhook_inbox_sweep_task",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["shopify-orders-reconcile"] = {
+    "task": "apps.shopify.webhooks.tasks.orders_reconcile_all_task",
+    "schedule": float(env("SHOPIFY_RECONCILE_INTERVAL_SECONDS", "900")),
+}
 CELERY_BEAT_SCHEDULE["shopify-customer-metafields-sweep"] = {
     "task": "apps.shopify.metafields.customer_metafields_sweep_all_task",
     "schedule": float(env("SHOPIFY_METAFIELDS_SWEEP_INTERVAL_SECONDS", "900")),
@@ -203,6 +211,9 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded and generated files (compliance data exports, encrypted).
+MEDIA_ROOT = env("MEDIA_ROOT", str(BASE_DIR / "var" / "media"))
+MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -257,6 +268,15 @@ PROXY_RATE_LIMITS = {
     "referral_lookup": env("PROXY_RATE_LIMIT_REFERRAL_LOOKUP", "20/60"),
 }
 PROXY_RATE_LIMIT_SHOP = env("PROXY_RATE_LIMIT_SHOP", "6000/60")
+# Webhooks (apps.shopify.webhooks): the view stores an inbox row, a Celery task processes it.
+SHOPIFY_WEBHOOK_MAX_BODY_BYTES = int(env("SHOPIFY_WEBHOOK_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
+# Attempts of a delivery that failed for a reason a retry can fix, before it ends in `failed`.
+SHOPIFY_WEBHOOK_MAX_ATTEMPTS = int(env("SHOPIFY_WEBHOOK_MAX_ATTEMPTS", "5"))
+# The beat sweep re-enqueues deliveries still `received` after this long (broker was down).
+SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS = int(env("SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS", "120"))
+# Reconciliation reads orders updated since the watermark; the first run looks back this far.
+SHOPIFY_RECONCILE_INITIAL_LOOKBACK_HOURS = int(env("SHOPIFY_RECONCILE_INITIAL_LOOKBACK_HOURS", "72"))
+SHOPIFY_RECONCILE_MAX_PAGES = int(env("SHOPIFY_RECONCILE_MAX_PAGES", "50"))
 
 # --- Encryption at rest: "keyid:base64key,keyid2:base64key2"; the first key encrypts.
 ENCRYPTION_KEYS = env("ENCRYPTION_KEYS", INSECURE_DEFAULT_ENCRYPTION_KEYS)

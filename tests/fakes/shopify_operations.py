@@ -15,5 +15,6 @@ def register_shop(fake):
 
 def register_all(fake):
     register_shop(fake)
+    __import__("tests.fakes.shopify_ops_webhooks", fromlist=["register"]).register(fake)
     shopify_ops_install.register(fake)
     shopify_ops_metafields.register(fake)
