@@ -207,6 +207,12 @@ class ShopperApiView(ApiView):
         if wait is not None:
             raise Throttled(wait=wait)
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # Answers are one shopper's: never stored by Shopify's proxy, a CDN or the browser cache.
+        response["Cache-Control"] = "private, no-store"
+        return response
+
     def idempotency_namespace(self, request) -> str:
         customer = getattr(request, "customer", None)
         return f"shopper:{customer.pk}" if customer is not None else "shopper:anonymous"

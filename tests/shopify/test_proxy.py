@@ -117,6 +117,7 @@ def test_a_signed_request_reads_the_shoppers_points(api, merchant, shopper, fore
     body = response.json()
     assert body["status"] == "ok" and body["error"] is None
     assert body["points_balance"] == 1000 and body["lifetime_points"] == 1000
+    assert response["Cache-Control"] == "private, no-store"
     assert [t["points"] for t in body["transactions"]] == [1000]
     assert "ada@example.com" not in response.content.decode()
     assert foreign_leaks(response, foreign) == []
