@@ -468,8 +468,11 @@ def test_fifty_concurrent_redemptions_never_overdraw(merchant, other_merchant, s
 # --- rate limits (D3) and Redis down (E5) -----------------------------------------------------
 
 
+# Hour-long windows in these tests: a window boundary cannot fall between their few requests.
+
+
 def test_a_shopper_over_the_limit_gets_429_with_retry_after(api, merchant, shopper, foreign, settings):
-    settings.PROXY_RATE_LIMITS = {**settings.PROXY_RATE_LIMITS, "storefront": "3/60"}
+    settings.PROXY_RATE_LIMITS = {**settings.PROXY_RATE_LIMITS, "storefront": "3/3600"}
     other = CustomerFactory(merchant=merchant, shopify_customer_id="6002")
     b_shopper = foreign["customer"].shopify_customer_id
 
@@ -478,18 +481,18 @@ def test_a_shopper_over_the_limit_gets_429_with_retry_after(api, merchant, shopp
 
     assert answers == [200, 200, 200]
     assert limited.status_code == 429
-    assert 1 <= int(limited["Retry-After"]) <= 61
+    assert 1 <= int(limited["Retry-After"]) <= 3601
     assert limited.json()["error"] == {
         "code": "rate_limited",
         "message": "Zu viele Anfragen. Versuchen Sie es gleich noch einmal.",
     }
+    # Another shopper of the same shop, and shop B's shopper, have buckets of their own.
     assert call(api, "get", "points", customer_id=other.shopify_customer_id).status_code == 200
     assert call(api, "get", "points", shop=OTHER_SHOP, customer_id=b_shopper).status_code == 200
-    assert other.pk  # another shopper of the same shop has a bucket of their own
 
 
 def test_anonymous_visitors_are_limited_per_address(api, merchant, settings):
-    settings.PROXY_RATE_LIMITS = {**settings.PROXY_RATE_LIMITS, "storefront": "2/60"}
+    settings.PROXY_RATE_LIMITS = {**settings.PROXY_RATE_LIMITS, "storefront": "2/3600"}
     first = {"HTTP_X_FORWARDED_FOR": "203.0.113.7, 10.0.0.1"}
     second = {"HTTP_X_FORWARDED_FOR": "198.51.100.9"}
 
@@ -502,7 +505,7 @@ def test_anonymous_visitors_are_limited_per_address(api, merchant, settings):
 
 
 def test_a_shop_has_a_ceiling_across_all_its_shoppers(api, merchant, foreign, settings):
-    settings.PROXY_RATE_LIMIT_SHOP = "4/60"
+    settings.PROXY_RATE_LIMIT_SHOP = "4/3600"
 
     answers = [call(api, "get", "points", customer_id=str(9000 + n)).status_code for n in range(5)]
 
@@ -511,11 +514,27 @@ def test_a_shop_has_a_ceiling_across_all_its_shoppers(api, merchant, foreign, se
 
 
 def test_referral_code_lookups_are_limited(api, merchant, foreign, settings):
-    settings.PROXY_RATE_LIMITS = {**settings.PROXY_RATE_LIMITS, "referral_lookup": "3/60"}
+    settings.PROXY_RATE_LIMITS = {**settings.PROXY_RATE_LIMITS, "referral_lookup": "3/3600"}
 
     answers = [call(api, "get", f"referral/GUESS{n:04d}").status_code for n in range(4)]
 
     assert answers == [404, 404, 404, 429]
+
+
+def test_a_counter_resets_with_its_window_and_rates_are_parsed_strictly(merchant, other_merchant):
+    from apps.shopify.ratelimit import Counter, Rate, rate_limit_hit
+
+    counters = [Counter(bucket="storefront", who="cus_x", rate=Rate.parse("2/10"))]
+    start = 1_000_000_000.0  # a window boundary
+
+    hits = [rate_limit_hit(merchant_id=merchant.pk, counters=counters, now=start + n) for n in range(3)]
+    other_shop = rate_limit_hit(merchant_id=other_merchant["merchant"].pk, counters=counters, now=start + 3)
+    next_window = rate_limit_hit(merchant_id=merchant.pk, counters=counters, now=start + 10)
+
+    assert hits == [None, None, 8.0] and other_shop is None and next_window is None
+    for bad in ("", "10", "0/60", "ten/60", "5/-1"):
+        with pytest.raises(ValueError):
+            Rate.parse(bad)
 
 
 def test_with_redis_down_reads_are_served_from_postgresql(api, merchant, shopper, reward, redis_down):
