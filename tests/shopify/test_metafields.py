@@ -150,7 +150,9 @@ def test_the_sweep_repairs_every_drifted_copy(shop, fake_shopify):
     ids = [c.pk for c in customers]
     # Drift of every kind: the ledger moved without a sync…
     Customer.objects.filter(pk__in=ids[:40]).update(points_balance=F("points_balance") + 7)
-    Customer.objects.filter(pk__in=ids[40:50]).update(vip_tier=silver, shared_customer_id=Concat(Value("SHARED_"), "id"))
+    Customer.objects.filter(pk__in=ids[40:50]).update(
+        vip_tier=silver, shared_customer_id=Concat(Value("SHARED_"), "id")
+    )
     Customer.objects.filter(pk__in=ids[50:55]).update(churn_score=None)
     # …copies lost…
     MetafieldCopy.objects.filter(customer_id__in=ids[55:75], key="lifecycle_stage").delete()
