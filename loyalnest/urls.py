@@ -6,8 +6,10 @@ from drf_spectacular.views import SpectacularAPIView
 
 from apps.core.api.responses import error_body
 from apps.core.api.views import HealthApi
+from apps.shopify.views import app_root
 
 urlpatterns = [
+    path("", app_root, name="app_root"),
     path("admin/", admin.site.urls),
     path("healthz", HealthApi.as_view(), name="healthz"),
     path("v1/api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),

@@ -205,6 +205,14 @@ def embedded_page(view):
     return xframe_options_exempt(never_cache(require_GET(wrapper)))
 
 
+@require_GET
+def app_root(request):
+    """`/` → `/app/` with Shopify's parameters, for an app URL set to the bare host (Shopify CLI's
+    `shopify app dev` points the app URL at its tunnel's root)."""
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponseRedirect("/app/" + (f"?{query}" if query else ""))
+
+
 def _is_reload_target(value: str) -> bool:
     """Only a page of the embedded admin on this origin may be reloaded (no `//host`, no scheme)."""
     return value.startswith("/app/") and not value.startswith("//") and "\\" not in value

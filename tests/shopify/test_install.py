@@ -325,3 +325,11 @@ def test_html_outside_the_embedded_admin_cannot_be_framed(client, merchant):
     assert admin["X-Frame-Options"] == "DENY"
     assert admin["Content-Security-Policy"] == "frame-ancestors 'none'"
     assert "Content-Security-Policy" not in api  # JSON is not a page
+
+
+def test_the_bare_host_forwards_shopifys_parameters_to_the_app(client):
+    # `shopify app dev` sets the app URL to its tunnel's root.
+    response = client.get("/", {"shop": "alpha-pets.myshopify.com", "id_token": "t", "embedded": "1"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/app/?shop=alpha-pets.myshopify.com&id_token=t&embedded=1"
