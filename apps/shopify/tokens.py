@@ -65,7 +65,10 @@ query ShopInstallDetails {
 
 
 class ShopifyReauthRequired(ShopifyAuthError):
-    """The stored grant is gone; the merchant must open LoyalNest in the Shopify admin again."""
+    """The stored grant is gone; the next session-token request of the shop renews it. An API
+    response carrying this error asks App Bridge to retry with a fresh session token."""
+
+    retry_with_new_session = True
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,10 @@ def access_token_for(*, merchant) -> str:
 
     Raises ShopifyReauthRequired (a ShopifyAuthError) when the shop must be re-authorised, and a
     retryable ShopifyError when Shopify could not be reached.
+
+    Call it outside a transaction where you can: a refreshed pair is saved in the transaction the
+    refresh runs in, so if an enclosing transaction rolls back, the new pair is lost with it and
+    the old refresh token is already spent (the shop then needs a new session token).
     """
     installation = installation_get(merchant=merchant)
     if installation is None or not merchant.is_installed:

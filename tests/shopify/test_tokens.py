@@ -173,3 +173,15 @@ def test_revoke_wipes_both_tokens_and_marks_the_merchant_uninstalled(fake_shopif
     beta.refresh_from_db()
     assert beta.is_installed is True
     assert installation_get(merchant=beta).access_token == beta_access
+
+
+def test_an_api_error_for_a_lost_grant_asks_app_bridge_to_retry(fake_shopify, merchant):
+    from apps.core.api.exceptions import envelope_exception_handler
+    from apps.shopify.tokens import ShopifyReauthRequired
+
+    response = envelope_exception_handler(ShopifyReauthRequired(detail="invalid_grant"), {})
+
+    assert response.status_code == 401
+    assert response.data["error"]["code"] == "shopify_reauth_required"
+    assert response["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+    assert "invalid_grant" not in str(response.data)  # the detail is for logs, not for the browser

@@ -60,7 +60,10 @@ def envelope_exception_handler(exc, context):
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
         app_error = errors.InternalError()
     headers = {}
-    if isinstance(app_error, errors.AuthenticationFailed):
+    # App Bridge retries such a request once with a fresh session token; for an error that says
+    # "retry with a new session" (e.g. a shop whose Shopify grant must be renewed, which the
+    # next session-token request does) that retry is the cure.
+    if isinstance(app_error, errors.AuthenticationFailed) or getattr(app_error, "retry_with_new_session", False):
         headers[RETRY_INVALID_SESSION_HEADER] = "1"
     if isinstance(exc, drf.Throttled) and exc.wait:
         headers["Retry-After"] = str(int(exc.wait) + 1)
