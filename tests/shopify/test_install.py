@@ -333,3 +333,61 @@ def test_the_bare_host_forwards_shopifys_parameters_to_the_app(client):
 
     assert response.status_code == 302
     assert response["Location"] == "/app/?shop=alpha-pets.myshopify.com&id_token=t&embedded=1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_of_a_shop_needing_reauth_exchange_once(fake_shopify):
+    merchant = MerchantFactory(shop_domain="alpha-pets.myshopify.com")
+    ShopifyInstallation.objects.filter(merchant=merchant).update(needs_reauth=True, reauth_reason="invalid_grant")
+    respond = fake_shopify.server.respond
+
+    def slow_token_endpoint(request):
+        if request.path == "/admin/oauth/access_token":
+            import time
+
+            time.sleep(0.4)
+        return respond(request)
+
+    fake_shopify.server.respond = slow_token_endpoint
+    barrier = threading.Barrier(3)
+    statuses = []
+
+    def reopen():
+        try:
+            barrier.wait()
+            statuses.append(APIClient().get("/v1/api/me", **bearer(merchant.shop_domain)).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reopen) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert statuses == [200, 200, 200]
+    assert len(exchanges(fake_shopify)) == 1
+    installation = installation_get(merchant=merchant)
+    assert installation.needs_reauth is False
+    assert installation.access_token in fake_shopify.shop(merchant.shop_domain).access_tokens
+    assert AuditLog.objects.filter(merchant=merchant, action="shopify_reauthorized").count() == 1
+
+
+def test_every_embedded_page_is_framed_by_its_own_shop_only(client, merchant, other_merchant):
+    from django.urls import get_resolver
+
+    from apps.shopify import urls as embedded_urls
+
+    paths = ["/app/"] + [
+        f"/app/{pattern.pattern}"
+        for pattern in embedded_urls.urlpatterns
+        if str(pattern.pattern) and "<" not in str(pattern.pattern) and pattern.name != "session_token_bounce"
+    ]
+    assert get_resolver().resolve("/app/")
+    for path in paths:
+        response = client.get(path, {"id_token": session_token(merchant.shop_domain), "shop": merchant.shop_domain})
+        assert response.status_code == 200, path
+        assert response["Content-Security-Policy"] == (
+            f"frame-ancestors https://{merchant.shop_domain} https://admin.shopify.com"
+        ), path
+        assert "X-Frame-Options" not in response, path
