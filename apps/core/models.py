@@ -163,7 +163,8 @@ class Customer(TimestampedModel):
     """A shopper of one merchant (table `users` in the specification)."""
 
     id = PrefixedIdField(prefix="cus")
-    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="customers")
+    # Indexed through the (merchant, …) composites in Meta; a lone FK index would only cost writes.
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="customers", db_index=False)
     shopify_customer_id = models.CharField(max_length=64)
     # Personal data: erased by customers/redact, masked in admin without permission.
     email = models.EmailField(blank=True, default="")
@@ -172,7 +173,9 @@ class Customer(TimestampedModel):
     locale = models.CharField(max_length=8, choices=LOCALE_CHOICES, default="en")
     points_balance = models.IntegerField(default=0)
     lifetime_points = models.IntegerField(default=0)
-    vip_tier = models.ForeignKey(VipTier, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers")
+    vip_tier = models.ForeignKey(
+        VipTier, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers", db_index=False
+    )
     churn_score = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     lifecycle_stage = models.CharField(max_length=16, choices=LifecycleStage.choices, default=LifecycleStage.NEW_LEAD)
     rfm_segment = models.CharField(max_length=32, blank=True, default="")
@@ -212,6 +215,7 @@ class Customer(TimestampedModel):
             models.Index(fields=["merchant", "-points_balance"], name="idx_users_merchant_balance"),
             # Support desks and admin look shoppers up by email; iexact compiles to UPPER() = UPPER().
             models.Index(Upper("email"), name="idx_users_email_upper"),
+            models.Index(fields=["vip_tier"], condition=Q(vip_tier__isnull=False), name="idx_users_vip_tier"),
         ]
 
     def __str__(self):
@@ -226,8 +230,10 @@ class Order(TimestampedModel):
     """A Shopify order as LoyalNest last saw it (newer `shopify_updated_at` wins)."""
 
     id = PrefixedIdField(prefix="ord")
-    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="orders")
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="orders", db_index=False)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders", db_index=False
+    )
     shopify_order_id = models.CharField(max_length=64)
     name = models.CharField(max_length=64, blank=True, default="")
     total_price = models.DecimalField(max_digits=14, decimal_places=2)
@@ -253,6 +259,7 @@ class Order(TimestampedModel):
         ]
         indexes = [
             models.Index(fields=["merchant", "customer", "processed_at"], name="idx_orders_customer_time"),
+            models.Index(fields=["customer"], condition=Q(customer__isnull=False), name="idx_orders_customer"),
         ]
 
     def __str__(self):
@@ -311,19 +318,29 @@ class PointsTransaction(models.Model):
     """One entry of the append-only points ledger. The balance is the sum of `points`."""
 
     id = PrefixedIdField(prefix="ptx")
-    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="transactions")
+    # Every reference is indexed explicitly in Meta (composites, or partial where mostly NULL):
+    # the ledger is the most written table and each needless index is paid on every insert.
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="transactions", db_index=False)
     kind = models.CharField(max_length=16, choices=TransactionKind.choices)
     points = models.IntegerField()
     balance_after = models.IntegerField()
     idempotency_key = models.CharField(max_length=255)
-    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
-    reward = models.ForeignKey(Reward, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions")
-    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals")
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions", db_index=False
+    )
+    reward = models.ForeignKey(
+        Reward, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions", db_index=False
+    )
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals", db_index=False
+    )
     # For reversals: how much of the original this entry reverses. Usually -points; more when
     # the customer had already spent the points (the shortfall is in metadata).
     reversed_amount = models.PositiveIntegerField(default=0)
-    actor = models.ForeignKey(StaffMember, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        StaffMember, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     reason = models.CharField(max_length=255, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -356,7 +373,10 @@ class PointsTransaction(models.Model):
             models.Index(fields=["customer", "created_at"], name="idx_points_tx_customer_time"),
             # The dashboard's "latest activity" of a shop.
             models.Index(fields=["merchant", "-created_at"], name="idx_points_tx_merchant_time"),
-            models.Index(fields=["order"], name="idx_points_tx_order"),
+            models.Index(fields=["order"], condition=Q(order__isnull=False), name="idx_points_tx_order"),
+            models.Index(fields=["reward"], condition=Q(reward__isnull=False), name="idx_points_tx_reward"),
+            models.Index(fields=["reverses"], condition=Q(reverses__isnull=False), name="idx_points_tx_reverses"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="idx_points_tx_actor"),
         ]
 
     def __str__(self):
@@ -461,7 +481,7 @@ class AuditLog(models.Model):
     """Who did what to which row. Written by `audit_record`, never edited."""
 
     id = PrefixedIdField(prefix="aud")
-    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+", db_index=False)
     action = models.CharField(max_length=64)
     actor = models.ForeignKey(
         StaffMember,
@@ -470,9 +490,10 @@ class AuditLog(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_column="actor_id",
+        db_index=False,
     )
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     target_type = models.CharField(max_length=64, blank=True, default="")
     target_id = models.CharField(max_length=64, blank=True, default="")
@@ -487,6 +508,10 @@ class AuditLog(models.Model):
         indexes = [
             models.Index(fields=["action"], name="idx_audit_logs_action"),
             models.Index(fields=["merchant", "created_at"], name="idx_audit_logs_merchant_time"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="idx_audit_logs_actor"),
+            models.Index(
+                fields=["staff_user"], condition=Q(staff_user__isnull=False), name="idx_audit_logs_staff_user"
+            ),
         ]
 
     def __str__(self):

@@ -159,8 +159,9 @@ def test_a_real_worker_processes_deliveries_from_the_view(celery_worker_process)
     assert not PointsTransaction.objects.filter(merchant=other).exists()
 
 
+@pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
-def test_with_the_broker_down_deliveries_are_accepted_and_the_sweep_queues_them(settings):
+def test_with_the_broker_down_deliveries_are_accepted_and_the_sweep_queues_them(settings, celery_worker_process):
     merchant = MerchantFactory(shop_domain="alpha-pets.myshopify.com")
     payload = json.dumps(order_payload(6003)).encode()
     with Gunicorn(database_url=_database_url(), redis_url="redis://127.0.0.1:1/0") as server:
@@ -179,6 +180,12 @@ def test_with_the_broker_down_deliveries_are_accepted_and_the_sweep_queues_them(
 
     settings.SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS = 0
     assert webhook_inbox_sweep_task() == 3
+    # Once the broker is back the swept deliveries are processed (and the test leaves no work
+    # running behind it while the database is flushed).
+    wait_for(lambda: not WebhookDelivery.objects.filter(merchant=merchant, status=WebhookStatus.RECEIVED).exists())
+    # The three deliveries carry one order: one is applied, the same-version repeats are skipped.
+    assert WebhookDelivery.objects.filter(merchant=merchant, status=WebhookStatus.FAILED).count() == 0
+    assert PointsTransaction.objects.filter(merchant=merchant).count() == 1
 
 
 def test_with_the_database_down_deliveries_get_503_never_200():
