@@ -148,10 +148,14 @@ def graphql(
     user_errors_at: str | None = None,
     estimated_cost: float = 10,
     sleep=time.sleep,
+    max_attempts: int | None = None,
 ) -> dict:
-    """Run one Admin API operation and return its `data`. Raises ShopifyError and subclasses."""
+    """Run one Admin API operation and return its `data`. Raises ShopifyError and subclasses.
+
+    `max_attempts` lowers the retry budget for callers inside a request (one attempt, then the
+    work is left to a task) instead of SHOPIFY_GRAPHQL_MAX_ATTEMPTS."""
     budget = CostBudget(shop_domain)
-    attempts = settings.SHOPIFY_GRAPHQL_MAX_ATTEMPTS
+    attempts = max_attempts or settings.SHOPIFY_GRAPHQL_MAX_ATTEMPTS
     last_error: ShopifyError | None = None
     for attempt in range(attempts):
         wait = budget.wait_seconds(estimated_cost)

@@ -145,3 +145,60 @@ class ShopifyRefund(models.Model):
 
     def __str__(self):
         return f"refund {self.shopify_refund_id} of {self.order_id}"
+
+
+class RedemptionStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    ISSUED = "issued", _("Issued")
+    FAILED = "failed", _("Failed (points returned)")
+
+
+class RewardRedemption(models.Model):
+    """A reward bought with points and the Shopify discount code that delivers it.
+
+    Written as `pending` in the transaction that debits the points (the outbox row: the intent
+    survives a crash between the debit and the Shopify call); `issued` once Shopify holds the
+    code; `failed` when Shopify refused it for good, in the transaction that gives the points back.
+    The code is not personal data: it only works for the customer it was made for.
+    """
+
+    id = PrefixedIdField(prefix="rdm")
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="reward_redemptions", db_index=False)
+    reward = models.ForeignKey("core.Reward", on_delete=models.PROTECT, related_name="redemptions", db_index=False)
+    transaction = models.OneToOneField(
+        "core.PointsTransaction", on_delete=models.PROTECT, related_name="reward_redemption"
+    )
+    code = models.CharField(max_length=32)
+    locale = models.CharField(max_length=8, default="en")
+    shopify_discount_id = models.CharField(max_length=128, blank=True, default="")
+    status = models.CharField(max_length=16, choices=RedemptionStatus.choices, default=RedemptionStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    issued_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        db_table = "reward_redemptions"
+        ordering = ["merchant", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "code"], name="reward_redemptions_code_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=RedemptionStatus.values), name="reward_redemptions_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="idx_redemptions_customer"),
+            models.Index(
+                fields=["status", "created_at"],
+                name="idx_redemptions_pending",
+                condition=Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code} ({self.status})"

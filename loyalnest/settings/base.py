@@ -159,6 +159,10 @@ CELERY_BEAT_SCHEDULE["shopify-customer-metafields-sweep"] = {
     "task": "apps.shopify.metafields.customer_metafields_sweep_all_task",
     "schedule": float(env("SHOPIFY_METAFIELDS_SWEEP_INTERVAL_SECONDS", "900")),
 }
+CELERY_BEAT_SCHEDULE["shopify-reward-redemptions-sweep"] = {
+    "task": "apps.shopify.tasks.reward_redemption_sweep_task",
+    "schedule": 60.0,
+}
 CELERY_BEAT_SCHEDULE["shopify-customer-metafields-verify"] = {
     "task": "apps.shopify.metafields.customer_metafields_sweep_all_task",
     "schedule": 24 * 3600.0,
@@ -271,6 +275,11 @@ PROXY_RATE_LIMIT_SHOP = env("PROXY_RATE_LIMIT_SHOP", "6000/60")
 # Webhooks (apps.shopify.webhooks): the view stores an inbox row, a Celery task processes it.
 SHOPIFY_WEBHOOK_MAX_BODY_BYTES = int(env("SHOPIFY_WEBHOOK_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
 # Attempts of a delivery that failed for a reason a retry can fix, before it ends in `failed`.
+# Reward discount codes: valid this many days; Shopify attempts (request + task) before the
+# redemption fails and the points go back; pending rows untouched this long are re-queued.
+REWARD_CODE_VALID_DAYS = int(env("REWARD_CODE_VALID_DAYS", "90"))
+REWARD_REDEMPTION_MAX_ATTEMPTS = int(env("REWARD_REDEMPTION_MAX_ATTEMPTS", "5"))
+REWARD_REDEMPTION_SWEEP_AFTER_SECONDS = int(env("REWARD_REDEMPTION_SWEEP_AFTER_SECONDS", "600"))
 SHOPIFY_WEBHOOK_MAX_ATTEMPTS = int(env("SHOPIFY_WEBHOOK_MAX_ATTEMPTS", "5"))
 # The beat sweep re-enqueues deliveries still `received` after this long (broker was down).
 SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS = int(env("SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS", "120"))

@@ -275,13 +275,17 @@ def test_adjust_then_reverse_through_the_api(api, owner, funded, other_merchant)
     assert AuditLog.objects.filter(merchant=owner.merchant, action="points_adjust", actor=owner).count() == 1
 
 
-def test_redeem_a_reward_through_the_api(api, owner, funded):
+def test_redeem_a_reward_through_the_api(api, owner, funded, fake_shopify):
+    from tests.shopify_helpers import shopify_connect
+
+    shopify_connect(fake_shopify, owner.merchant)
     reward = RewardFactory(merchant=owner.merchant, points_cost=400)
 
     response = _post(api, owner, "/v1/api/points/redeem", {"customer_id": funded.pk, "reward_id": reward.pk})
 
-    assert response.status_code == 201
+    assert response.status_code == 201, response.content
     assert response.json()["points_balance"] == 600
+    assert response.json()["redemption"]["code"].startswith("LOYAL-")
 
 
 # --- Idempotency-Key (C2) ----------------------------------------------------------------------

@@ -18,3 +18,4 @@ def register_all(fake):
     __import__("tests.fakes.shopify_ops_webhooks", fromlist=["register"]).register(fake)
     shopify_ops_install.register(fake)
     shopify_ops_metafields.register(fake)
+    __import__("tests.fakes.shopify_ops_discounts", fromlist=["register"]).register(fake)

@@ -14,7 +14,7 @@ urlpatterns = [
         name="customer-transactions",
     ),
     path("points/adjust", views.PointsAdjustApi.as_view(), name="points-adjust"),
-    path("points/redeem", views.PointsRedeemApi.as_view(), name="points-redeem"),
+    # points/redeem is served by apps.shopify.rewards (a reward is a Shopify discount code).
     path("points/reverse", views.PointsReverseApi.as_view(), name="points-reverse"),
     path("rbac/roles", views.RoleListApi.as_view(), name="rbac-roles"),
     path("rbac/staff/<str:staff_id>", views.StaffRoleApi.as_view(), name="rbac-staff-role"),

@@ -13,6 +13,8 @@ from apps.core.api.base import LocaleField, StrictSerializer
 from apps.core.api.idempotency import idempotency_key, idempotent
 
 from ..proxy import STOREFRONT, ShopperApiView
+from ..rewards import reward_redeem, reward_redemption_list
+from ..rewards.api import RedemptionOutputSerializer, redemption_answer
 from . import selectors as storefront_selectors
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -72,7 +74,13 @@ class ShopperRewardListApi(ShopperApiView):
 
 
 class ShopperPointsRedeemApi(ShopperApiView):
-    """Redeem a reward with the shopper's points. Send an `Idempotency-Key`."""
+    """Redeem a reward with the shopper's points and get its discount code. Send an
+    `Idempotency-Key`: the same key answers with the same redemption (one debit).
+
+    201 with the code when Shopify created it within the request; 202 `pending` when Shopify
+    was slow or unavailable (a task finishes it: GET redemptions shows the code); 200 `failed`
+    when Shopify refused it (the points are back).
+    """
 
     required_scope = "customer:frontend"
     rate_limit_group = "redeem"
@@ -82,25 +90,38 @@ class ShopperPointsRedeemApi(ShopperApiView):
         locale = LocaleField()
 
     @extend_schema(request=InputSerializer, parameters=[IDEMPOTENCY_HEADER], responses=OpenApiTypes.OBJECT)
-    @idempotent
     def post(self, request):
+        recorded = self._record(request)
+        return redemption_answer(self, request, recorded, balance_of=lambda customer: customer.points_balance)
+
+    @idempotent
+    def _record(self, request):
+        """Debit and write the pending redemption (stored per Idempotency-Key: its id)."""
         data = self.validated(self.InputSerializer, request.data)
         reward = selectors.reward_get(merchant=request.merchant, reward_id=data["reward_id"])
         if reward is None:
             raise errors.NotFound(_("Reward not found."))
-        result = services.points_redeem(
+        redemption = reward_redeem(
             merchant=request.merchant,
             customer=request.customer,
-            points=reward.points_cost,
             reward=reward,
             idempotency_key=shopper_ledger_key(request),
-            metadata={"source": "storefront"},
+            locale=request.locale,
+            source="storefront",
+            issue_in_request=True,
         )
-        return self.ok(
-            status=201 if result.created else 200,
-            transaction=ShopperTransactionOutputSerializer(result.transaction).data,
-            points_balance=result.balance,
-        )
+        return self.ok(status=201, redemption_id=redemption.pk)
+
+
+class ShopperRedemptionListApi(ShopperApiView):
+    """The shopper's own reward redemptions and discount codes, newest first."""
+
+    required_scope = "customer:frontend"
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        redemptions = reward_redemption_list(merchant=request.merchant, customer=request.customer)
+        return self.ok(redemptions=RedemptionOutputSerializer(redemptions, many=True).data)
 
 
 class ShopperReferralLinkApi(ShopperApiView):
