@@ -18,8 +18,8 @@ from apps.core import redis as core_redis
 from apps.core.models import AuditLog, Customer, IdempotencyRecord, PointsTransaction, ReferralLink
 from apps.core.services import points_earn, referral_link_get_or_create
 from apps.core.streams import stream_append
-from tests.factories import CustomerFactory, RewardFactory, VipTierFactory
 from apps.shopify.models import RewardRedemption
+from tests.factories import CustomerFactory, RewardFactory, VipTierFactory
 from tests.shopify_helpers import proxy_signed_query, shopify_connect
 
 SHOP = "alpha-pets.myshopify.com"
