@@ -1,8 +1,12 @@
-"""Staff admin over the Shopify edge: the webhook inbox, read-only, with a reprocess action.
+"""Staff admin over the Shopify edge: the webhook inbox and reward redemptions, read-only.
 
 Deliveries are written by Shopify and by the processing task only. A failed delivery shows
 why (`last_error`); "Reprocess" puts it back to `received` and queues it. Bodies are order
 and customer payloads (personal data): shown only with `core.view_customer_pii`, audited.
+
+Redemptions are written by the redemption services only. "Retry issuing" queues another
+attempt of a `pending` one (audited by the service); a `failed` one already gave its points
+back, so it is left alone: the shopper redeems again.
 """
 
 from django.contrib import admin, messages
@@ -12,7 +16,8 @@ from django.utils.translation import ngettext
 from apps.core.admin.base import MASK, EstimatedCountPaginator, MerchantFilter, ReadOnlyAdmin, has_pii_permission
 from apps.core.audit import audit_record
 
-from .models import WebhookDelivery
+from .models import RedemptionStatus, RewardRedemption, WebhookDelivery
+from .rewards import reward_redemption_retry
 from .webhooks.inbox import webhook_delivery_reprocess
 from .webhooks.tasks import enqueue_delivery
 
@@ -99,3 +104,78 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
             % {"count": queued},
             messages.SUCCESS,
         )
+
+
+@admin.register(RewardRedemption)
+class RewardRedemptionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "merchant", "customer", "reward", "status", "code", "attempts", "created_at", "issued_at")
+    list_filter = (MerchantFilter, "status")
+    list_select_related = ("merchant", "customer", "reward")
+    exact_search_fields = ("id", "code", "customer__id", "shopify_discount_id")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    ordering = ("-created_at",)
+    sortable_by = ("created_at",)
+    actions = ["retry_issuing"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "merchant",
+                    "customer",
+                    "reward",
+                    "transaction",
+                    "status",
+                    "code",
+                    "shopify_discount_id",
+                    "attempts",
+                    "last_error",
+                    "locale",
+                    "expires_at",
+                    "created_at",
+                    "updated_at",
+                    "issued_at",
+                )
+            },
+        )
+    ]
+
+    def has_retry_issuing_permission(self, request):
+        return (
+            request.user.is_active
+            and request.user.is_staff
+            and request.user.has_perm("shopify.change_rewardredemption")
+        )
+
+    @admin.action(description=_("Retry issuing the selected redemptions"), permissions=["retry_issuing"])
+    def retry_issuing(self, request, queryset):
+        queued = skipped = 0
+        rows = queryset.filter(status__in=[RedemptionStatus.PENDING, RedemptionStatus.FAILED]).select_related(
+            "merchant"
+        )
+        for redemption in rows[:500]:
+            if reward_redemption_retry(merchant=redemption.merchant, redemption_id=redemption.pk, actor=request.user):
+                queued += 1
+            else:
+                skipped += 1
+        self.message_user(
+            request,
+            ngettext("%(count)d redemption queued for issuing.", "%(count)d redemptions queued for issuing.", queued)
+            % {"count": queued},
+            messages.SUCCESS,
+        )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d redemption not queued: failed ones already returned their points, "
+                    "or the broker is unreachable (the sweep queues pending ones).",
+                    "%(count)d redemptions not queued: failed ones already returned their points, "
+                    "or the broker is unreachable (the sweep queues pending ones).",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )

@@ -408,6 +408,7 @@ def test_every_declared_topic_has_a_handler_and_every_handler_is_declared():
     assert config["webhooks"]["api_version"] == "2026-10"
     compliance = {t for s in config["webhooks"]["subscriptions"] for t in s.get("compliance_topics", [])}
     assert compliance == {"customers/data_request", "customers/redact", "shop/redact"}
-    assert {"read_customers", "write_customers", "read_orders"} <= set(config["access_scopes"]["scopes"].split(","))
+    scopes = set(config["access_scopes"]["scopes"].split(","))
+    assert {"read_customers", "write_customers", "read_orders", "write_app_proxy", "write_discounts"} <= scopes
     assert config["app_proxy"] == {"url": config["app_proxy"]["url"], "subpath": "loyalnest", "prefix": "apps"}
     assert config["app_proxy"]["url"].endswith("/proxy") and config["embedded"] is True

@@ -47,6 +47,24 @@ class RedemptionOutputSerializer(serializers.Serializer):
         return abs(redemption.transaction.points)
 
 
+class RedemptionAnswerSerializer(serializers.Serializer):
+    """The answer to a reward redemption (201 issued, 202 pending, 200 failed or a replay)."""
+
+    redemption = RedemptionOutputSerializer()
+    points_balance = serializers.IntegerField()
+
+
+class RedemptionListOutputSerializer(serializers.Serializer):
+    redemptions = RedemptionOutputSerializer(many=True)
+
+
+REDEMPTION_RESPONSES = {
+    200: RedemptionAnswerSerializer,
+    201: RedemptionAnswerSerializer,
+    202: RedemptionAnswerSerializer,
+}
+
+
 def redemption_status_code(redemption, *, replayed: bool) -> int:
     """201 issued now, 200 a replay or a failure already settled, 202 still being issued."""
     if redemption.status == RedemptionStatus.PENDING:
@@ -82,7 +100,11 @@ class MerchantPointsRedeemApi(PointsRedeemApi):
     """Redeem a reward for a customer (issues its Shopify discount code), or debit a number of
     points. Send an `Idempotency-Key`: the same key answers with the same redemption."""
 
-    @extend_schema(request=PointsRedeemApi.InputSerializer, responses=OpenApiTypes.OBJECT)
+    # 200/201 are a redemption or, for a number of points, the core's `{transaction, points_balance}`.
+    @extend_schema(
+        request=PointsRedeemApi.InputSerializer,
+        responses={**REDEMPTION_RESPONSES, 200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
+    )
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
         if "reward_id" not in data:
@@ -115,7 +137,7 @@ class CustomerRedemptionListApi(MerchantApiView):
 
     required_scope = "admin:points"
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=RedemptionListOutputSerializer)
     def get(self, request, customer_id):
         customer = _customer_or_404(request, customer_id)
         redemptions = reward_redemption_list(merchant=request.merchant, customer=customer)

@@ -14,7 +14,12 @@ from apps.core.api.idempotency import idempotency_key, idempotent
 
 from ..proxy import STOREFRONT, ShopperApiView
 from ..rewards import reward_redeem, reward_redemption_list
-from ..rewards.api import RedemptionOutputSerializer, redemption_answer
+from ..rewards.api import (
+    REDEMPTION_RESPONSES,
+    RedemptionListOutputSerializer,
+    RedemptionOutputSerializer,
+    redemption_answer,
+)
 from . import selectors as storefront_selectors
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -89,7 +94,7 @@ class ShopperPointsRedeemApi(ShopperApiView):
         reward_id = serializers.CharField(max_length=40)
         locale = LocaleField()
 
-    @extend_schema(request=InputSerializer, parameters=[IDEMPOTENCY_HEADER], responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=InputSerializer, parameters=[IDEMPOTENCY_HEADER], responses=REDEMPTION_RESPONSES)
     def post(self, request):
         recorded = self._record(request)
         return redemption_answer(self, request, recorded, balance_of=lambda customer: customer.points_balance)
@@ -118,7 +123,7 @@ class ShopperRedemptionListApi(ShopperApiView):
 
     required_scope = "customer:frontend"
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=RedemptionListOutputSerializer)
     def get(self, request):
         redemptions = reward_redemption_list(merchant=request.merchant, customer=request.customer)
         return self.ok(redemptions=RedemptionOutputSerializer(redemptions, many=True).data)
