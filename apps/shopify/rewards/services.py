@@ -41,6 +41,7 @@ from apps.core.tracking import track_on_commit
 from ..graphql import ShopifyAuthError, ShopifyError, ShopifyUserError, graphql
 from ..metafields.spec import customer_gid
 from ..models import RedemptionStatus, RewardRedemption
+from ..queueing import enqueue_unless_broker_down
 from ..tokens import access_token_for
 
 logger = logging.getLogger(__name__)
@@ -176,20 +177,11 @@ def reward_redeem(
 
 def reward_redemption_enqueue(*, merchant_id: str, redemption_id: str) -> bool:
     """Queue the issuing task; False when the broker is down (the pending sweep queues it later)."""
-    from ..tasks import reward_redemption_issue_task
-    from ..webhooks.tasks import broker_health
+    from ..tasks import reward_redemption_issue_task  # tasks import this module
 
-    if not broker_health.reachable():
-        logger.warning("redemption %s not queued (broker unreachable); the sweep will", redemption_id)
-        return False
-    try:
-        reward_redemption_issue_task.apply_async(
-            kwargs={"merchant_id": merchant_id, "redemption_id": redemption_id}, retry=False
-        )
-        return True
-    except Exception as exc:  # any broker failure: the pending row is the truth
-        logger.warning("redemption %s not queued (%s); the sweep will", redemption_id, type(exc).__name__)
-        return False
+    return enqueue_unless_broker_down(
+        reward_redemption_issue_task, kwargs={"merchant_id": merchant_id, "redemption_id": redemption_id}
+    )
 
 
 def reward_redemption_issue_in_request(*, merchant, redemption: RewardRedemption) -> RewardRedemption:

@@ -2,19 +2,16 @@
 
 import logging
 import random
-import threading
-import time
 from datetime import timedelta
-from functools import lru_cache
 
-import redis
-from celery import current_app, shared_task
+from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
 from apps.core.models import Merchant
 
 from ..graphql import ShopifyAuthError, ShopifyError
+from ..queueing import enqueue_unless_broker_down
 from .inbox import DeliveryRetry, webhook_delivery_process, webhook_inbox_stale_list
 from .reconciliation import orders_reconcile, reconcilable_merchant_ids
 
@@ -26,58 +23,12 @@ def _countdown(retries: int) -> float:
     return random.uniform(1, min(300, 2 ** (retries + 1)))  # noqa: S311  (jitter, not security)
 
 
-@lru_cache(maxsize=4)
-def _broker_probe(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.25)
-
-
-class _BrokerHealth:
-    """Whether the Redis broker answers, checked at most once a second with a 250 ms timeout.
-
-    Publishing to a dead broker blocks for seconds inside kombu's connection retries, and the
-    webhook view must answer well inside Shopify's 5 s. While the broker is down deliveries are
-    only stored; the beat sweep queues them once it is back.
-    """
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.checked_at = -1e9
-        self.up = True
-
-    def reachable(self) -> bool:
-        url = str(current_app.conf.broker_url or "")
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            return True
-        now = time.monotonic()
-        if now - self.checked_at < 1.0:
-            return self.up
-        with self.lock:
-            if now - self.checked_at >= 1.0:
-                try:
-                    self.up = bool(_broker_probe(url).ping())
-                except redis.RedisError:
-                    self.up = False
-                self.checked_at = time.monotonic()
-        return self.up
-
-
-broker_health = _BrokerHealth()
-
-
 def enqueue_delivery(*, merchant_id: str, delivery_id: str) -> bool:
     """Queue processing now; False when the broker is unreachable (the beat sweep queues it
     later — the delivery is already safe in PostgreSQL, E5)."""
-    if not broker_health.reachable():
-        logger.warning("webhook %s not queued (broker unreachable); the inbox sweep will", delivery_id)
-        return False
-    try:
-        webhook_delivery_process_task.apply_async(
-            kwargs={"merchant_id": merchant_id, "delivery_id": delivery_id}, retry=False
-        )
-        return True
-    except Exception as exc:  # any broker failure: the inbox row is the truth
-        logger.warning("webhook %s not queued (%s); the inbox sweep will", delivery_id, type(exc).__name__)
-        return False
+    return enqueue_unless_broker_down(
+        webhook_delivery_process_task, kwargs={"merchant_id": merchant_id, "delivery_id": delivery_id}
+    )
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
