@@ -193,11 +193,8 @@ class RewardRedemption(models.Model):
         ]
         indexes = [
             models.Index(fields=["customer", "-created_at"], name="idx_redemptions_customer"),
-            models.Index(
-                fields=["status", "created_at"],
-                name="idx_redemptions_pending",
-                condition=Q(status="pending"),
-            ),
+            # The sweep looks for pending rows untouched for a while (by updated_at).
+            models.Index(fields=["updated_at"], name="idx_redemptions_pending", condition=Q(status="pending")),
         ]
 
     def __str__(self):
