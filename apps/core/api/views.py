@@ -24,6 +24,14 @@ def ledger_key(request) -> str:
     return f"api:{key}" if key else f"api:{ULID()}"
 
 
+def customer_or_404(request, customer_id):
+    """The calling shop's customer, or a 404 (another shop's id is simply not found)."""
+    customer = selectors.customer_get(merchant=request.merchant, customer_id=customer_id)
+    if customer is None:
+        raise errors.NotFound(_("Customer not found."))
+    return customer
+
+
 class CustomerOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     shopify_customer_id = serializers.CharField()
@@ -117,9 +125,7 @@ class CustomerDetailApi(MerchantApiView):
 
     @extend_schema(responses=CustomerOutputSerializer)
     def get(self, request, customer_id):
-        customer = selectors.customer_get(merchant=request.merchant, customer_id=customer_id)
-        if customer is None:
-            raise errors.NotFound(_("Customer not found."))
+        customer = customer_or_404(request, customer_id)
         output = CustomerOutputSerializer(customer, context={"locale": request.locale})
         return self.ok(customer=output.data)
 
@@ -133,9 +139,7 @@ class CustomerTransactionListApi(MerchantApiView):
     @extend_schema(parameters=[InputSerializer], responses=TransactionOutputSerializer(many=True))
     def get(self, request, customer_id):
         data = self.validated(self.InputSerializer, request.query_params.dict())
-        customer = selectors.customer_get(merchant=request.merchant, customer_id=customer_id)
-        if customer is None:
-            raise errors.NotFound(_("Customer not found."))
+        customer = customer_or_404(request, customer_id)
         rows, next_cursor = selectors.points_transaction_list(
             merchant=request.merchant, customer=customer, cursor=data.get("cursor"), limit=data["limit"]
         )
@@ -144,13 +148,6 @@ class CustomerTransactionListApi(MerchantApiView):
             points_balance=customer.points_balance,
             next_cursor=next_cursor,
         )
-
-
-def _customer_or_404(request, customer_id):
-    customer = selectors.customer_get(merchant=request.merchant, customer_id=customer_id)
-    if customer is None:
-        raise errors.NotFound(_("Customer not found."))
-    return customer
 
 
 class PointsAdjustApi(MerchantApiView):
@@ -173,7 +170,7 @@ class PointsAdjustApi(MerchantApiView):
     @idempotent
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
-        customer = _customer_or_404(request, data["customer_id"])
+        customer = customer_or_404(request, data["customer_id"])
         result = services.points_adjust(
             merchant=request.merchant,
             customer=customer,
@@ -209,7 +206,7 @@ class PointsRedeemApi(MerchantApiView):
     @idempotent
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
-        customer = _customer_or_404(request, data["customer_id"])
+        customer = customer_or_404(request, data["customer_id"])
         reward = None
         if "reward_id" in data:
             reward = selectors.reward_get(merchant=request.merchant, reward_id=data["reward_id"])

@@ -13,19 +13,12 @@ from rest_framework import serializers
 from apps.core import errors, selectors
 from apps.core.api.base import MerchantApiView
 from apps.core.api.idempotency import idempotent
-from apps.core.api.views import PointsRedeemApi, ledger_key
+from apps.core.api.views import PointsRedeemApi, customer_or_404, ledger_key
 from apps.core.models import Customer
 
 from ..models import RedemptionStatus
 from .selectors import reward_redemption_get, reward_redemption_list
 from .services import reward_redeem, reward_redemption_issue_in_request
-
-
-def _customer_or_404(request, customer_id):
-    customer = selectors.customer_get(merchant=request.merchant, customer_id=customer_id)
-    if customer is None:
-        raise errors.NotFound(_("Customer not found."))
-    return customer
 
 
 class RedemptionOutputSerializer(serializers.Serializer):
@@ -115,7 +108,7 @@ class MerchantPointsRedeemApi(PointsRedeemApi):
     @idempotent
     def _record(self, request):
         data = self.validated(self.InputSerializer, request.data)
-        customer = _customer_or_404(request, data["customer_id"])
+        customer = customer_or_404(request, data["customer_id"])
         reward = selectors.reward_get(merchant=request.merchant, reward_id=data["reward_id"])
         if reward is None:
             raise errors.NotFound(_("Reward not found."))
@@ -139,6 +132,6 @@ class CustomerRedemptionListApi(MerchantApiView):
 
     @extend_schema(responses=RedemptionListOutputSerializer)
     def get(self, request, customer_id):
-        customer = _customer_or_404(request, customer_id)
+        customer = customer_or_404(request, customer_id)
         redemptions = reward_redemption_list(merchant=request.merchant, customer=customer)
         return self.ok(redemptions=RedemptionOutputSerializer(redemptions, many=True).data)
