@@ -170,6 +170,11 @@ class Customer(TimestampedModel):
     email = models.EmailField(blank=True, default="")
     first_name = models.CharField(max_length=255, blank=True, default="")
     last_name = models.CharField(max_length=255, blank=True, default="")
+    phone = models.CharField(max_length=32, blank=True, default="")
+    # Shopify's marketing consent states (`subscribed`, `not_subscribed`, `unsubscribed`,
+    # `pending`, `redacted`, `invalid`); only `subscribed` lets LoyalNest send marketing.
+    email_marketing_consent = models.CharField(max_length=16, blank=True, default="")
+    sms_marketing_consent = models.CharField(max_length=16, blank=True, default="")
     locale = models.CharField(max_length=8, choices=LOCALE_CHOICES, default="en")
     points_balance = models.IntegerField(default=0)
     lifetime_points = models.IntegerField(default=0)

@@ -367,6 +367,31 @@ def test_orders_before_the_customer_create_it_and_customers_webhooks_fill_it_in_
     assert snapshot(other_merchant) == before
 
 
+def test_customers_webhooks_store_phone_and_marketing_consent(client, merchant, other_merchant):
+    before = snapshot(other_merchant)
+    payload = {
+        "id": 7200,
+        "email": "lin@example.com",
+        "phone": "+14155550100",
+        "email_marketing_consent": {"state": "subscribed", "opt_in_level": "single_opt_in"},
+        "sms_marketing_consent": {"state": "not_subscribed", "opt_in_level": "single_opt_in"},
+    }
+    deliver(client, merchant, "customers/create", payload, webhook_id="k1", triggered_at=BASE_TIME)
+    customer = Customer.objects.get(merchant=merchant, shopify_customer_id="7200")
+    assert (customer.phone, customer.email_marketing_consent, customer.sms_marketing_consent) == (
+        "+14155550100",
+        "subscribed",
+        "not_subscribed",
+    )
+
+    # Consent withdrawn in Shopify; a payload without consent objects clears the state.
+    withdrawn = {**payload, "email_marketing_consent": {"state": "unsubscribed"}, "sms_marketing_consent": None}
+    deliver(client, merchant, "customers/update", withdrawn, webhook_id="k2", triggered_at=BASE_TIME + timedelta(1))
+    customer.refresh_from_db()
+    assert (customer.email_marketing_consent, customer.sms_marketing_consent) == ("unsubscribed", "")
+    assert snapshot(other_merchant) == before
+
+
 def test_app_uninstalled_revokes_the_tokens(client, merchant, other_merchant):
     ShopifyInstallation.objects.update_or_create(
         merchant=merchant,

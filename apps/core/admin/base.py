@@ -283,3 +283,7 @@ class PersonalDataAdminMixin:
     @admin.display(description=_("name"))
     def masked_name(self, obj):
         return MASK
+
+    @admin.display(description=_("phone"))
+    def masked_phone(self, obj):
+        return MASK

@@ -224,7 +224,19 @@ class CustomerAdmin(PersonalDataAdminMixin, LargeTableAdmin):
     raw_id_fields = ("merchant", "vip_tier")
     fieldsets = [
         (None, {"fields": ["id", "merchant", "shopify_customer_id", "shared_customer_id", "locale", "related"]}),
-        (_("Personal data"), {"fields": ["email", "first_name", "last_name"]}),
+        (
+            _("Personal data"),
+            {
+                "fields": [
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "phone",
+                    "email_marketing_consent",
+                    "sms_marketing_consent",
+                ]
+            },
+        ),
         (
             _("Loyalty"),
             {
@@ -241,7 +253,7 @@ class CustomerAdmin(PersonalDataAdminMixin, LargeTableAdmin):
         (_("Orders"), {"fields": ["orders_count", "total_spent", "last_order_at"]}),
         (_("Record"), {"fields": ["created_at", "updated_at", "redacted_at"]}),
     ]
-    pii_fields = ("email", "first_name", "last_name")
+    pii_fields = ("email", "first_name", "last_name", "phone")
     pii_search_fields = ("email",)
     pii_viewed_action = "customer_pii_viewed"
 

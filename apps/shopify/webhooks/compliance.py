@@ -225,11 +225,24 @@ def customer_redact(*, merchant, payload: dict) -> Customer | None:
     customer.email = ""
     customer.first_name = ""
     customer.last_name = ""
+    customer.phone = ""
+    customer.email_marketing_consent = "redacted"
+    customer.sms_marketing_consent = "redacted"
     customer.shopify_customer_id = f"redacted-{customer.pk}"
     customer.shared_customer_id = None
     customer.redacted_at = timezone.now()
     customer.save(
-        update_fields=["email", "first_name", "last_name", "shopify_customer_id", "shared_customer_id", "redacted_at"]
+        update_fields=[
+            "email",
+            "first_name",
+            "last_name",
+            "phone",
+            "email_marketing_consent",
+            "sms_marketing_consent",
+            "shopify_customer_id",
+            "shared_customer_id",
+            "redacted_at",
+        ]
     )
     _erase_customer_redis(merchant=merchant, customer=customer)
     audit_record(

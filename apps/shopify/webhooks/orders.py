@@ -266,11 +266,32 @@ def customer_sync(*, merchant, payload: dict, delivery: WebhookDelivery | None =
     customer.email = email if "@" in email else ""
     customer.first_name = str(payload.get("first_name") or "")[:255]
     customer.last_name = str(payload.get("last_name") or "")[:255]
+    customer.phone = str(payload.get("phone") or "")[:32]
+    customer.email_marketing_consent = _consent_state(payload.get("email_marketing_consent"))
+    customer.sms_marketing_consent = _consent_state(payload.get("sms_marketing_consent"))
     locale = normalize_locale(payload.get("locale"))
     if locale:
         customer.locale = locale
-    customer.save(update_fields=["email", "first_name", "last_name", "locale", "updated_at"])
+    customer.save(
+        update_fields=[
+            "email",
+            "first_name",
+            "last_name",
+            "phone",
+            "email_marketing_consent",
+            "sms_marketing_consent",
+            "locale",
+            "updated_at",
+        ]
+    )
     return True
+
+
+def _consent_state(consent) -> str:
+    """Shopify's `{"state": "subscribed", "opt_in_level": …}` → the state ("" when absent)."""
+    if not isinstance(consent, dict):
+        return ""
+    return str(consent.get("state") or "").lower()[:16]
 
 
 def order_updated_at(payload: dict) -> datetime | None:

@@ -755,6 +755,11 @@ class Command(BaseCommand):
         numbers_text = customer_numbers.astype(str)
         emails = np.strings.add(np.strings.add("shopper.", numbers_text), "@example.com")
         merchant_id = Const(merchant.pk)
+        # Marketing consent as Shopify reports it: most shoppers opted in to email, fewer to SMS
+        # (those have a phone number).
+        email_consent = np.where(rng.random(n) < 0.6, "subscribed", "not_subscribed")
+        sms_opted_in = rng.random(n) < 0.25
+        phones = np.where(sms_opted_in, np.strings.add("+1555", np.char.zfill(numbers_text, 7)), "")
 
         bulk_write(
             Customer,
@@ -765,6 +770,9 @@ class Command(BaseCommand):
                 "email": emails.tolist(),
                 "first_name": first,
                 "last_name": last,
+                "phone": phones.tolist(),
+                "email_marketing_consent": email_consent.tolist(),
+                "sms_marketing_consent": np.where(sms_opted_in, "subscribed", "not_subscribed").tolist(),
                 "locale": locale_codes.tolist(),
                 "points_balance": balance,
                 "lifetime_points": lifetime,
