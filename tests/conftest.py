@@ -163,3 +163,68 @@ def fake_shopify(settings, shopify_relay):
         yield fake
         shopify_relay.state["fake"] = None
     shopify_http._client.cache_clear()
+
+
+# --- Notifications: fake Klaviyo, Postscript and Slack, reached by this process and the worker.
+NOTIFICATION_PROVIDERS = {
+    "klaviyo": "NOTIFICATIONS_KLAVIYO_BASE_URL",
+    "postscript": "NOTIFICATIONS_POSTSCRIPT_BASE_URL",
+    "slack": "NOTIFICATIONS_SLACK_WEBHOOK_BASE_URL",
+}
+NOTIFICATION_WORKER_ENV = {
+    # Short backoff so the retry tests run in seconds; LoyalNest's own Klaviyo key for staff mail.
+    "NOTIFICATIONS_BACKOFF_BASE_SECONDS": "0.2",
+    "NOTIFICATIONS_KLAVIYO_PRIVATE_KEY": "pk_loyalnest_test",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def notification_providers_relay():
+    """Loopback addresses that stay put for the session and forward to the current test's fake
+    providers. Set in the environment before the Celery worker process starts (autouse
+    session fixtures come first), so the worker sends there too."""
+    import os
+
+    from tests.fakes.http import FakeServer
+
+    state = {}
+    servers = {}
+    for name, variable in NOTIFICATION_PROVIDERS.items():
+
+        def respond(request, name=name):
+            fake = state.get(name)
+            if fake is None:
+                return 503, {"errors": [{"detail": f"no fake {name} in this test"}]}, {}
+            return fake._respond(request)
+
+        servers[name] = FakeServer(respond=respond).__enter__()
+        os.environ[variable] = servers[name].url
+    os.environ["NOTIFICATIONS_SLACK_API_BASE_URL"] = servers["slack"].url + "/api/"
+    for variable, value in NOTIFICATION_WORKER_ENV.items():
+        os.environ.setdefault(variable, value)
+    relay = type("Relay", (), {"state": state, "servers": servers})()
+    yield relay
+    for server in servers.values():
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def fake_providers(settings, notification_providers_relay):
+    """Fake Klaviyo, Postscript and Slack for this test, in this process and the worker."""
+    from apps.notifications import breakers
+    from tests.fakes.notifications import FakeProviders
+
+    relay = notification_providers_relay
+    with FakeProviders() as fakes:
+        for name, variable in NOTIFICATION_PROVIDERS.items():
+            setattr(settings, variable, relay.servers[name].url)
+            relay.state[name] = getattr(fakes, name)
+        settings.NOTIFICATIONS_SLACK_API_BASE_URL = relay.servers["slack"].url + "/api/"
+        settings.NOTIFICATIONS_KLAVIYO_PRIVATE_KEY = NOTIFICATION_WORKER_ENV["NOTIFICATIONS_KLAVIYO_PRIVATE_KEY"]
+        settings.NOTIFICATIONS_BACKOFF_BASE_SECONDS = float(
+            NOTIFICATION_WORKER_ENV["NOTIFICATIONS_BACKOFF_BASE_SECONDS"]
+        )
+        breakers._breakers.clear()
+        yield fakes
+        relay.state.clear()
+    breakers._breakers.clear()

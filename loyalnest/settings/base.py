@@ -306,3 +306,35 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Notifications (apps.notifications): outbox, Klaviyo / Postscript / Slack senders.
+# Base URLs default to the real services; tests and benchmarks point them at local fakes.
+NOTIFICATIONS_KLAVIYO_BASE_URL = env("NOTIFICATIONS_KLAVIYO_BASE_URL", "https://a.klaviyo.com")
+# LoyalNest's own Klaviyo account, for merchant-facing emails (shoppers' go through the merchant's key).
+NOTIFICATIONS_KLAVIYO_PRIVATE_KEY = env("NOTIFICATIONS_KLAVIYO_PRIVATE_KEY", "")
+NOTIFICATIONS_POSTSCRIPT_BASE_URL = env("NOTIFICATIONS_POSTSCRIPT_BASE_URL", "https://api.postscript.io")
+# Merchants save https://hooks.slack.com/… URLs (D4); the sender swaps in this base.
+NOTIFICATIONS_SLACK_WEBHOOK_BASE_URL = env("NOTIFICATIONS_SLACK_WEBHOOK_BASE_URL", "https://hooks.slack.com")
+NOTIFICATIONS_SLACK_API_BASE_URL = env("NOTIFICATIONS_SLACK_API_BASE_URL", "https://slack.com/api/")
+# Bot token of the LoyalNest Collective workspace (Web API), for merchants without a webhook.
+NOTIFICATIONS_SLACK_BOT_TOKEN = env("NOTIFICATIONS_SLACK_BOT_TOKEN", "")
+NOTIFICATIONS_CONNECT_TIMEOUT_SECONDS = float(env("NOTIFICATIONS_CONNECT_TIMEOUT_SECONDS", "3"))
+NOTIFICATIONS_READ_TIMEOUT_SECONDS = float(env("NOTIFICATIONS_READ_TIMEOUT_SECONDS", "10"))
+# Retries after the first attempt (E2), and the backoff: full jitter up to base * 2**n, capped.
+NOTIFICATIONS_MAX_RETRIES = int(env("NOTIFICATIONS_MAX_RETRIES", "3"))
+NOTIFICATIONS_BACKOFF_BASE_SECONDS = float(env("NOTIFICATIONS_BACKOFF_BASE_SECONDS", "2"))
+NOTIFICATIONS_BACKOFF_MAX_SECONDS = float(env("NOTIFICATIONS_BACKOFF_MAX_SECONDS", "300"))
+# A claimed (`sending`) row whose lease ran out is claimed again: its worker died (E1).
+NOTIFICATIONS_LEASE_SECONDS = float(env("NOTIFICATIONS_LEASE_SECONDS", "300"))
+NOTIFICATIONS_RELAY_BATCH_SIZE = int(env("NOTIFICATIONS_RELAY_BATCH_SIZE", "500"))
+NOTIFICATIONS_SEND_CHUNK_SIZE = int(env("NOTIFICATIONS_SEND_CHUNK_SIZE", "25"))
+NOTIFICATIONS_RELAY_INTERVAL_SECONDS = float(env("NOTIFICATIONS_RELAY_INTERVAL_SECONDS", "10"))
+# Circuit breakers (E4): per merchant credential, and per provider across all merchants.
+NOTIFICATIONS_BREAKER_FAIL_MAX = int(env("NOTIFICATIONS_BREAKER_FAIL_MAX", "5"))
+NOTIFICATIONS_BREAKER_PROVIDER_FAIL_MAX = int(env("NOTIFICATIONS_BREAKER_PROVIDER_FAIL_MAX", "25"))
+NOTIFICATIONS_BREAKER_RESET_SECONDS = int(env("NOTIFICATIONS_BREAKER_RESET_SECONDS", "60"))
+CELERY_BEAT_SCHEDULE["notifications-relay"] = {
+    "task": "apps.notifications.tasks.notifications_relay_task",
+    "schedule": NOTIFICATIONS_RELAY_INTERVAL_SECONDS,
+}
+# --- end of Notifications
