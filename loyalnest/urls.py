@@ -15,6 +15,7 @@ urlpatterns = [
     path("v1/api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("v1/api/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("v1/api/", include(("apps.shopify.rewards.urls", "rewards"), namespace="rewards")),
+    path("v1/api/", include(("apps.notifications.api.urls", "notifications"), namespace="notifications")),
     path("app/", include("apps.shopify.urls")),
     path("shopify/", include("apps.shopify.webhooks.urls")),
     path("shopify/flow/", include("apps.shopify.flow.urls")),

@@ -111,7 +111,7 @@ def _skip_reason(notification: Notification) -> str:
     return ""
 
 
-def _message(notification: Notification) -> OutboundMessage:
+def outbound_message(notification: Notification) -> OutboundMessage:
     rendered = render(
         type_key=notification.type,
         context=notification.context,
@@ -170,7 +170,7 @@ def notification_deliver(*, notification_id: str) -> str | None:
         merchant_settings = NotificationSettings.objects.filter(merchant_id=notification.merchant_id).first()
         try:
             credential = sender.credential(notification=notification, merchant_settings=merchant_settings)
-            message = _message(notification)
+            message = outbound_message(notification)
         except ProviderError as exc:
             # Not connected: nothing a retry can fix until the merchant connects the provider.
             _finish(notification, state=State.FAILED, last_error=exc.reason, attempts=notification.attempts)

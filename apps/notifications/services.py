@@ -83,9 +83,11 @@ def notify(
     # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     transaction.on_commit(relay_kick)
-    return list(
-        Notification.objects.filter(merchant=merchant, idempotency_key__in=[row.idempotency_key for row in rows])
-    )
+    stored = {
+        row.idempotency_key: row
+        for row in Notification.objects.filter(merchant=merchant, idempotency_key__in=[r.idempotency_key for r in rows])
+    }
+    return [stored[row.idempotency_key] for row in rows]  # in the type's channel order
 
 
 def notification_preferences_set(*, merchant, actor, preferences: list[dict]) -> list[NotificationPreference]:

@@ -6,6 +6,7 @@ notification is recorded once.
 """
 
 import threading
+import time
 
 from tests.fakes.http import FakeServer
 
@@ -17,6 +18,7 @@ class ScriptedFake:
         self.lock = threading.Lock()
         self.script: list = []
         self.requests: list = []
+        self.times: list[float] = []  # time.monotonic() of each request
         self.server = FakeServer(respond=self._respond)
 
     @property
@@ -33,6 +35,7 @@ class ScriptedFake:
     def _respond(self, request):
         with self.lock:
             self.requests.append(request)
+            self.times.append(time.monotonic())
             if self.script:
                 return self.script.pop(0)
         return self.accept(request)
