@@ -56,8 +56,11 @@ def notification_delivery_stats(*, merchant, days: int = 30) -> list[dict]:
 
 def notification_failure_list(*, merchant, limit: int = 10) -> list[Notification]:
     """The latest failed notifications, with their reason (no recipient data)."""
-    return list(
+    rows = list(
         Notification.objects.filter(merchant=merchant, state=State.FAILED)
         .only("id", "type", "channel", "last_error", "attempts", "updated_at")
         .order_by("-updated_at")[:limit]
     )
+    for row in rows:
+        row.label = str(TYPES[row.type].label) if row.type in TYPES else row.type
+    return rows

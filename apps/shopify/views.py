@@ -31,6 +31,7 @@ from shopify_app import app_home_patch_id_token
 
 from apps.core import errors
 from apps.core.locales import DEFAULT_LOCALE, django_language, is_rtl, normalize_locale
+from apps.notifications.selectors import notification_delivery_stats, notification_failure_list
 
 from . import selectors
 from .auth import DEMO_SHOP_DOMAIN, SHOP_HOST, decode_session_token
@@ -272,6 +273,8 @@ def dashboard(request, session: EmbeddedSession):
         "points_outstanding": totals["points_outstanding"],
         "tiers": selectors.vip_tier_customer_counts(merchant=merchant, locale=session.locale),
         "transactions": selectors.points_transaction_latest_list(merchant=merchant, limit=10),
+        "notification_stats": notification_delivery_stats(merchant=merchant),
+        "notification_failures": notification_failure_list(merchant=merchant, limit=5),
         "features": feature_navigation(),
         "query": _carried_query(request),
     }
