@@ -75,16 +75,9 @@ def backoff_seconds(attempts: int) -> float:
     return random.uniform(0, ceiling)  # noqa: S311  (jitter, not security)
 
 
-def _skip_reason(notification: Notification) -> str:
+def _skip_reason(notification: Notification, switched_off: set[tuple[str, str, str]]) -> str:
     """Why this notification must not be sent, or ""."""
-    preference = (
-        NotificationPreference.objects.filter(
-            merchant_id=notification.merchant_id, type=notification.type, channel=notification.channel
-        )
-        .values_list("enabled", flat=True)
-        .first()
-    )
-    if preference is False:
+    if (notification.merchant_id, notification.type, notification.channel) in switched_off:
         return "switched off by the merchant"
     if TYPES.get(notification.type) is None:
         return "unknown notification type"
@@ -150,24 +143,47 @@ def _finish(notification: Notification, **fields) -> bool:
 
 
 def notification_deliver(*, notification_id: str) -> str | None:
-    """Send one claimed notification; returns its new state (None: no longer ours to send).
+    """Send one claimed notification; see `notifications_deliver`."""
+    return notifications_deliver(notification_ids=[notification_id]).get(notification_id)
 
-    Returns `pending` when it has to wait (a retry later, or an open breaker)."""
+
+def notifications_deliver(*, notification_ids: list[str]) -> dict[str, str]:
+    """Send claimed notifications one by one; returns each one's new state (absent: no longer
+    ours to send). `pending` means it waits (a retry later, or an open breaker).
+
+    The rows, the merchants' credentials and switched-off types are loaded once per chunk."""
     with scopes_disabled():
-        notification = (
-            Notification.objects.select_related("merchant", "customer", "staff")
-            .filter(pk=notification_id, state=State.SENDING)
-            .first()
+        rows = {
+            row.pk: row
+            for row in Notification.objects.select_related("merchant", "customer", "staff").filter(
+                pk__in=notification_ids, state=State.SENDING
+            )
+        }
+        merchant_ids = {row.merchant_id for row in rows.values()}
+        credentials = {
+            row.merchant_id: row for row in NotificationSettings.objects.filter(merchant_id__in=merchant_ids)
+        }
+        switched_off = set(
+            NotificationPreference.objects.filter(merchant_id__in=merchant_ids, enabled=False).values_list(
+                "merchant_id", "type", "channel"
+            )
         )
-    if notification is None:
-        return None
+    return {
+        notification_id: _deliver(
+            rows[notification_id], credentials.get(rows[notification_id].merchant_id), switched_off
+        )
+        for notification_id in notification_ids
+        if notification_id in rows
+    }
+
+
+def _deliver(notification: Notification, merchant_settings, switched_off) -> str:
     with merchant_scope(notification.merchant):
-        reason = _skip_reason(notification)
+        reason = _skip_reason(notification, switched_off)
         if reason:
             _finish(notification, state=State.SKIPPED, last_error=reason)
             return State.SKIPPED
         sender = SENDERS[notification.provider]
-        merchant_settings = NotificationSettings.objects.filter(merchant_id=notification.merchant_id).first()
         try:
             credential = sender.credential(notification=notification, merchant_settings=merchant_settings)
             message = outbound_message(notification)

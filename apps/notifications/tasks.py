@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.core import tracking
 
-from .delivery import next_pending_at, notification_deliver, notifications_claim, notifications_release
+from .delivery import next_pending_at, notifications_claim, notifications_deliver, notifications_release
 from .models import State
 from .queueing import relay_kick, send_enqueue
 
@@ -35,13 +35,11 @@ def notifications_relay_task() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def notification_send_task(*, notification_ids: list[str]) -> dict:
     """Send claimed notifications; kick the relay for the earliest one that has to wait."""
+    states = notifications_deliver(notification_ids=notification_ids)
     outcome: dict[str, int] = {}
-    waiting = []
-    for notification_id in notification_ids:
-        state = notification_deliver(notification_id=notification_id)
-        outcome[state or "gone"] = outcome.get(state or "gone", 0) + 1
-        if state == State.PENDING:
-            waiting.append(notification_id)
+    for state in states.values():
+        outcome[state] = outcome.get(state, 0) + 1
+    waiting = [notification_id for notification_id, state in states.items() if state == State.PENDING]
     if waiting:
         due = next_pending_at(notification_ids=waiting)
         if due is not None:

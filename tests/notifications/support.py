@@ -1,6 +1,6 @@
 """Arrangements shared by the notification tests."""
 
-from apps.notifications.delivery import notification_deliver, notifications_claim
+from apps.notifications.delivery import notifications_claim, notifications_deliver
 from apps.notifications.models import Notification, NotificationSettings
 from tests.factories import CustomerFactory
 
@@ -29,10 +29,7 @@ def subscribed_customer(merchant, **fields):
 
 def deliver_due() -> dict[str, str]:
     """One relay run in this process: claim what is due and send it (what the worker does)."""
-    return {
-        notification_id: notification_deliver(notification_id=notification_id)
-        for notification_id in notifications_claim()
-    }
+    return notifications_deliver(notification_ids=notifications_claim())
 
 
 def reload(notification) -> Notification:

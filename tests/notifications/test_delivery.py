@@ -255,7 +255,7 @@ def test_an_outage_opens_the_breaker_then_notifications_wait_without_calls_until
     merchant, fake_providers, settings
 ):
     settings.NOTIFICATIONS_BREAKER_FAIL_MAX = 2
-    settings.NOTIFICATIONS_BREAKER_RESET_SECONDS = 1
+    settings.NOTIFICATIONS_BREAKER_RESET_SECONDS = 2  # pybreaker keeps opened_at in whole seconds
     settings.NOTIFICATIONS_BACKOFF_BASE_SECONDS = 0.01
     connect_providers(merchant)
     fake_providers.klaviyo.answer(503, 503)
@@ -274,7 +274,7 @@ def test_an_outage_opens_the_breaker_then_notifications_wait_without_calls_until
     deliver_due()
     assert len(fake_providers.klaviyo.requests) == 2  # still open: nothing reached Klaviyo
 
-    time.sleep(1.2)  # reset timeout: half-open, one trial call, success closes the circuit
+    time.sleep(2.1)  # reset timeout: half-open, one trial call, success closes the circuit
     deliver_due()
 
     assert {reload(row).state for row in rows} == {State.SENT}
