@@ -25,6 +25,15 @@ def _clean_redis():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_webhook_shop_cache():
+    """The webhook view keeps shop → merchant id per process; tests recreate shops with new ids."""
+    from apps.shopify.webhooks.views import merchant_ids
+
+    merchant_ids.entries.clear()
+    yield
+
+
 @pytest.fixture
 def api():
     return APIClient()

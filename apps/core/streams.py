@@ -23,15 +23,19 @@ def stream_name(merchant_id: str, key: str) -> str:
     return f"{merchant_id}:{key}"
 
 
+def _xadd(client, *, merchant_id: str, key: str, data: dict):
+    return client.xadd(
+        stream_name(merchant_id, key),
+        {"data": json.dumps(data, cls=DjangoJSONEncoder)},
+        maxlen=settings.STREAM_MAXLEN,
+        approximate=True,
+    )
+
+
 def stream_append(*, merchant_id: str, key: str, data: dict) -> str | None:
     """Append `data` to the merchant's stream now; returns the entry id, None if Redis is down."""
     try:
-        return get_redis().xadd(
-            stream_name(merchant_id, key),
-            {"data": json.dumps(data, cls=DjangoJSONEncoder)},
-            maxlen=settings.STREAM_MAXLEN,
-            approximate=True,
-        )
+        return _xadd(get_redis(), merchant_id=merchant_id, key=key, data=data)
     except redis.RedisError as exc:
         logger.warning("stream append to %s skipped: %s", key.split(":")[0], type(exc).__name__)
         return None
@@ -40,6 +44,22 @@ def stream_append(*, merchant_id: str, key: str, data: dict) -> str | None:
 def stream_append_on_commit(*, merchant_id: str, key: str, data: dict) -> None:
     """Append once the surrounding transaction commits (never for rolled-back state)."""
     transaction.on_commit(lambda: stream_append(merchant_id=merchant_id, key=key, data=data))
+
+
+def stream_append_many_on_commit(*, merchant_id: str, entries: list[tuple[str, dict]]) -> None:
+    """Append many (key, data) entries after commit in one Redis round trip (batch writers)."""
+
+    def append_all():
+        try:
+            pipeline = get_redis().pipeline(transaction=False)
+            for key, data in entries:
+                _xadd(pipeline, merchant_id=merchant_id, key=key, data=data)
+            pipeline.execute()
+        except redis.RedisError as exc:
+            logger.warning("stream append of %s entries skipped: %s", len(entries), type(exc).__name__)
+
+    if entries:
+        transaction.on_commit(append_all)
 
 
 def stream_latest(*, merchant_id: str, key: str, fallback: Callable[[], dict | None]) -> dict | None:

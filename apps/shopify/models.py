@@ -59,6 +59,8 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.RECEIVED)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True, default="")
+    # After a failure a retry can fix: not taken again before this time.
+    retry_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -73,6 +75,12 @@ class WebhookDelivery(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="idx_webhook_inbox_status"),
             models.Index(fields=["merchant", "topic", "received_at"], name="idx_webhook_inbox_topic"),
+            # What a shop's drain task takes next: small, only the waiting rows.
+            models.Index(
+                fields=["merchant", "received_at"],
+                name="idx_webhook_inbox_waiting",
+                condition=Q(status="received"),
+            ),
         ]
 
     def __str__(self):

@@ -54,14 +54,14 @@ class _BrokerHealth:
 broker_health = _BrokerHealth()
 
 
-def enqueue_unless_broker_down(task, *, kwargs: dict) -> bool:
+def enqueue_unless_broker_down(task, *, kwargs: dict, countdown: float | None = None) -> bool:
     """Queue `task` now; False (and a warning without personal data) when the broker is down —
     the caller's row stays pending and its sweep queues it later."""
     if not broker_health.reachable():
         logger.warning("%s not queued (broker unreachable); its sweep will", task.name)
         return False
     try:
-        task.apply_async(kwargs=kwargs, retry=False)
+        task.apply_async(kwargs=kwargs, retry=False, countdown=countdown)
         return True
     except Exception as exc:  # any broker failure: the stored row is the truth
         logger.warning("%s not queued (%s); its sweep will", task.name, type(exc).__name__)

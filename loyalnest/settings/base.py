@@ -275,14 +275,18 @@ PROXY_RATE_LIMIT_SHOP = env("PROXY_RATE_LIMIT_SHOP", "6000/60")
 # Webhooks (apps.shopify.webhooks): the view stores an inbox row, a Celery task processes it.
 SHOPIFY_WEBHOOK_MAX_BODY_BYTES = int(env("SHOPIFY_WEBHOOK_MAX_BODY_BYTES", str(5 * 1024 * 1024)))
 # Attempts of a delivery that failed for a reason a retry can fix, before it ends in `failed`.
+SHOPIFY_WEBHOOK_MAX_ATTEMPTS = int(env("SHOPIFY_WEBHOOK_MAX_ATTEMPTS", "5"))
+# The beat sweep re-enqueues deliveries still `received` after this long (broker was down).
+SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS = int(env("SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS", "120"))
+# A drain task takes a shop's waiting deliveries this many at a time (orders set-wise, in one
+# transaction), at most DRAIN_MAX_BATCHES batches before it yields to other shops' tasks.
+SHOPIFY_WEBHOOK_BATCH_SIZE = int(env("SHOPIFY_WEBHOOK_BATCH_SIZE", "200"))
+SHOPIFY_WEBHOOK_DRAIN_MAX_BATCHES = int(env("SHOPIFY_WEBHOOK_DRAIN_MAX_BATCHES", "20"))
 # Reward discount codes: valid this many days; Shopify attempts (request + task) before the
 # redemption fails and the points go back; pending rows untouched this long are re-queued.
 REWARD_CODE_VALID_DAYS = int(env("REWARD_CODE_VALID_DAYS", "90"))
 REWARD_REDEMPTION_MAX_ATTEMPTS = int(env("REWARD_REDEMPTION_MAX_ATTEMPTS", "5"))
 REWARD_REDEMPTION_SWEEP_AFTER_SECONDS = int(env("REWARD_REDEMPTION_SWEEP_AFTER_SECONDS", "600"))
-SHOPIFY_WEBHOOK_MAX_ATTEMPTS = int(env("SHOPIFY_WEBHOOK_MAX_ATTEMPTS", "5"))
-# The beat sweep re-enqueues deliveries still `received` after this long (broker was down).
-SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS = int(env("SHOPIFY_WEBHOOK_SWEEP_AFTER_SECONDS", "120"))
 # Reconciliation reads orders updated since the watermark; the first run looks back this far.
 SHOPIFY_RECONCILE_INITIAL_LOOKBACK_HOURS = int(env("SHOPIFY_RECONCILE_INITIAL_LOOKBACK_HOURS", "72"))
 SHOPIFY_RECONCILE_MAX_PAGES = int(env("SHOPIFY_RECONCILE_MAX_PAGES", "50"))

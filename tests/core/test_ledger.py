@@ -7,13 +7,15 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
-from apps.core.errors import Conflict, InsufficientPoints, ValidationFailed
+from apps.core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from apps.core.models import AuditLog, Customer, PointsTransaction
 from apps.core.redis import get_redis
 from apps.core.services import (
+    Earn,
     ledger_balance,
     points_adjust,
     points_earn,
+    points_earn_many,
     points_redeem,
     points_reverse,
 )
@@ -265,3 +267,69 @@ def test_the_same_delivery_five_times_concurrently_credits_once():
     assert created.count(True) == 1
     assert _refresh(customer).points_balance == 75
     assert PointsTransaction.objects.filter(customer=customer).aggregate(s=Sum("points"))["s"] == 75
+
+
+# --- points_earn_many: the batch form used by webhook bursts -----------------------------------
+def test_earn_many_writes_the_same_rows_as_one_earn_at_a_time(
+    merchant, other_merchant, django_capture_on_commit_callbacks
+):
+    gold = VipTierFactory(merchant=merchant, name={"en": "Gold"}, min_lifetime_points=150)
+    ada, bob = CustomerFactory(merchant=merchant), CustomerFactory(merchant=merchant)
+    foreign_before = list(PointsTransaction.objects.filter(merchant=other_merchant["merchant"]).values_list("pk"))
+    earns = [
+        Earn(customer_id=ada.pk, points=100, idempotency_key="order:1:earn", reason="Order #1"),
+        Earn(customer_id=bob.pk, points=30, idempotency_key="order:2:earn"),
+        Earn(customer_id=ada.pk, points=80, idempotency_key="order:3:earn", metadata={"amount": "80.00"}),
+        Earn(customer_id=ada.pk, points=100, idempotency_key="order:1:earn", reason="Order #1"),  # twice: once
+    ]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        entries = points_earn_many(merchant=merchant, earns=earns)
+
+    assert [(e.customer_id, e.points, e.balance_after) for e in entries] == [
+        (ada.pk, 100, 100),
+        (bob.pk, 30, 30),
+        (ada.pk, 80, 180),
+    ]
+    ada, bob = _refresh(ada), _refresh(bob)
+    assert (ada.points_balance, ada.lifetime_points, ada.vip_tier_id) == (180, 180, gold.pk)
+    assert (bob.points_balance, bob.vip_tier_id) == (30, None)
+    for someone in (ada, bob):
+        assert ledger_balance(merchant=merchant, customer=someone) == someone.points_balance
+    assert AuditLog.objects.filter(merchant=merchant, action="points_earn").count() == 3
+    tier_change = AuditLog.objects.get(merchant=merchant, action="vip_tier_changed", target_id=ada.pk)
+    assert tier_change.metadata == {"from": None, "to": gold.pk}
+    latest = get_redis().xrevrange(f"{merchant.pk}:points:{ada.pk}", count=1)
+    assert json.loads(latest[0][1]["data"])["points_balance"] == 180
+    assert get_redis().xlen(f"{merchant.pk}:tiers:{ada.pk}") == 1
+
+    # Applied keys are skipped: the same batch again writes nothing.
+    assert points_earn_many(merchant=merchant, earns=earns) == []
+    assert PointsTransaction.objects.filter(merchant=merchant).count() == 3
+    assert list(PointsTransaction.objects.filter(merchant=other_merchant["merchant"]).values_list("pk")) == (
+        foreign_before
+    )
+
+
+def test_earn_many_refuses_a_reused_key_or_a_foreign_customer_and_writes_nothing(merchant, other_merchant):
+    ada = CustomerFactory(merchant=merchant)
+    points_earn(merchant=merchant, customer=ada, points=10, idempotency_key="order:1:earn")
+    foreign = other_merchant["customers"][0]
+    foreign_balance = foreign.points_balance
+
+    with pytest.raises(IdempotencyKeyReused):
+        points_earn_many(
+            merchant=merchant,
+            earns=[
+                Earn(customer_id=ada.pk, points=5, idempotency_key="order:2:earn"),
+                Earn(customer_id=ada.pk, points=99, idempotency_key="order:1:earn"),  # another meaning
+            ],
+        )
+    with pytest.raises(NotFound):
+        points_earn_many(merchant=merchant, earns=[Earn(customer_id=foreign.pk, points=5, idempotency_key="x")])
+    with pytest.raises(ValidationFailed):
+        points_earn_many(merchant=merchant, earns=[Earn(customer_id=ada.pk, points=0, idempotency_key="zero")])
+
+    assert list(PointsTransaction.objects.filter(merchant=merchant).values_list("points", flat=True)) == [10]
+    assert _refresh(ada).points_balance == 10
+    assert _refresh(foreign).points_balance == foreign_balance

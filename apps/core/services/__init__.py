@@ -1,10 +1,13 @@
 """Write services of the loyalty core. Keyword-only, merchant first, one transaction each."""
 
 from .ledger import (
+    Earn,
     LedgerResult,
+    earning_rate,
     ledger_balance,
     points_adjust,
     points_earn,
+    points_earn_many,
     points_for_amount,
     points_redeem,
     points_reverse,
@@ -20,12 +23,15 @@ from .shoppers import customer_get_or_create_by_shopify_id
 from .staff import role_scopes_update, staff_member_get_or_create, staff_member_set_role
 
 __all__ = [
+    "Earn",
     "LedgerResult",
     "SelfReferralRefused",
     "customer_get_or_create_by_shopify_id",
+    "earning_rate",
     "ledger_balance",
     "points_adjust",
     "points_earn",
+    "points_earn_many",
     "points_for_amount",
     "points_redeem",
     "points_reverse",

@@ -10,11 +10,13 @@ from decimal import ROUND_FLOOR, Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.audit import audit_record
+from apps.core.audit import audit_entry, audit_record
 from apps.core.errors import Conflict, InsufficientPoints, NotFound, ValidationFailed
 from apps.core.models import (
+    AuditLog,
     Customer,
     LifecycleStage,
     Order,
@@ -24,8 +26,8 @@ from apps.core.models import (
     TransactionKind,
     VipTier,
 )
-from apps.core.streams import stream_append_on_commit
-from apps.core.tracking import track_on_commit
+from apps.core.streams import stream_append_many_on_commit, stream_append_on_commit
+from apps.core.tracking import track, track_on_commit
 
 MAX_POINTS_PER_ENTRY = 10_000_000
 
@@ -74,6 +76,18 @@ def _existing(merchant, idempotency_key: str, *, kind: str, points: int, custome
     ):
         raise IdempotencyKeyReused()
     return LedgerResult(transaction=entry, created=False)
+
+
+@dataclass(frozen=True)
+class Earn:
+    """One credit of `points_earn_many`."""
+
+    customer_id: str
+    points: int
+    idempotency_key: str
+    order: Order | None = None
+    reason: str = ""
+    metadata: dict | None = None
 
 
 def tier_for(merchant, lifetime_points: int) -> VipTier | None:
@@ -326,11 +340,123 @@ def points_reverse(
     return LedgerResult(transaction=entry, created=True)
 
 
-def points_for_amount(*, merchant, amount: Decimal) -> int:
-    """Points an order amount earns under the merchant's earning rule (rounded down)."""
-    rate = ProgramSettings.objects.filter(merchant=merchant).values_list(
+@transaction.atomic
+def points_earn_many(*, merchant, earns: list[Earn]) -> list[PointsTransaction]:
+    """`points_earn` for many credits at once (a burst of paid orders), with the same rules and
+    the same rows: the customers are locked together (in id order, so two batches cannot
+    deadlock), keys already applied are skipped, and entries, balances, tier changes and audit
+    rows are written with one statement each. Returns the entries written."""
+    for earn in earns:
+        _validate_amount(earn.points)
+    if not earns:
+        return []
+    applied = {
+        entry.idempotency_key: entry
+        for entry in PointsTransaction.objects.filter(
+            merchant=merchant, idempotency_key__in=[earn.idempotency_key for earn in earns]
+        )
+    }
+    customers = {
+        customer.pk: customer
+        for customer in Customer.objects.select_for_update()
+        .filter(merchant=merchant, pk__in={earn.customer_id for earn in earns})
+        .order_by("pk")
+    }
+    tiers = list(VipTier.objects.filter(merchant=merchant).order_by("-min_lifetime_points"))
+    previous_tiers, entries = {}, []
+    for earn in earns:
+        customer = customers.get(earn.customer_id)
+        if customer is None:
+            raise NotFound(_("Customer not found."))
+        done = applied.get(earn.idempotency_key)
+        if done is not None:
+            if (done.kind, done.customer_id, done.points) != (TransactionKind.EARN, customer.pk, earn.points):
+                raise IdempotencyKeyReused()
+            continue
+        previous_tiers.setdefault(customer.pk, customer.vip_tier_id)
+        customer.points_balance += earn.points
+        customer.lifetime_points += earn.points
+        entries.append(
+            PointsTransaction(
+                merchant=merchant,
+                customer=customer,
+                kind=TransactionKind.EARN,
+                points=earn.points,
+                balance_after=customer.points_balance,
+                idempotency_key=earn.idempotency_key,
+                order=earn.order,
+                reason=earn.reason[:255],
+                metadata=earn.metadata or {},
+            )
+        )
+        applied[earn.idempotency_key] = entries[-1]  # the same credit twice in one batch: once
+    if not entries:
+        return []
+    now = timezone.now()
+    touched = [customers[pk] for pk in previous_tiers]
+    audits = [
+        audit_entry(
+            merchant=merchant,
+            action="points_earn",
+            target=entry,
+            metadata={"customer_id": entry.customer_id, "points": entry.points, "balance": entry.balance_after},
+        )
+        for entry in entries
+    ]
+    streams = []
+    for customer in touched:
+        tier = next((tier for tier in tiers if tier.min_lifetime_points <= customer.lifetime_points), None)
+        customer.vip_tier = tier
+        if tier is not None and customer.lifecycle_stage != LifecycleStage.CHURNED:
+            customer.lifecycle_stage = LifecycleStage.VIP
+        customer.updated_at = now
+        latest = next(entry for entry in reversed(entries) if entry.customer_id == customer.pk)
+        streams.append(
+            (
+                f"points:{customer.pk}",
+                {"customer_id": customer.pk, "points_balance": customer.points_balance, "transaction_id": latest.pk},
+            )
+        )
+        if customer.vip_tier_id != previous_tiers[customer.pk]:
+            audits.append(
+                audit_entry(
+                    merchant=merchant,
+                    action="vip_tier_changed",
+                    target=customer,
+                    metadata={"from": previous_tiers[customer.pk], "to": customer.vip_tier_id},
+                )
+            )
+            streams.append((f"tiers:{customer.pk}", {"customer_id": customer.pk, "vip_tier_id": customer.vip_tier_id}))
+    try:
+        with transaction.atomic():
+            PointsTransaction.objects.bulk_create(entries)
+    except IntegrityError as exc:
+        raise IdempotencyKeyReused() from exc
+    Customer.objects.bulk_update(
+        touched, ["points_balance", "lifetime_points", "vip_tier", "lifecycle_stage", "updated_at"]
+    )
+    AuditLog.objects.bulk_create(audits)
+    stream_append_many_on_commit(merchant_id=merchant.pk, entries=streams)
+
+    def track_earns():
+        for entry in entries:
+            track("points_earn", merchant=merchant, distinct_id=entry.customer_id, properties={"points": entry.points})
+
+    transaction.on_commit(track_earns)
+    return entries
+
+
+def earning_rate(*, merchant) -> Decimal:
+    """Points per unit of the shop's currency (the merchant's earning rule; 1 by default)."""
+    return ProgramSettings.objects.filter(merchant=merchant).values_list(
         "points_per_currency_unit", flat=True
     ).first() or Decimal("1")
+
+
+def points_for_amount(*, merchant, amount: Decimal, rate: Decimal | None = None) -> int:
+    """Points an order amount earns under the merchant's earning rule (rounded down)."""
+    if rate is None:
+        rate = earning_rate(merchant=merchant)
     points = (Decimal(amount) * rate).to_integral_value(rounding=ROUND_FLOOR)
     return max(int(points), 0)
 

@@ -5,19 +5,25 @@ Order of checks (RELIABILITY A1, A2, A3, E5, E6):
    one (shopifyapp's `verify_webhook_req`, which reads `X-Shopify-Hmac-Sha256` and the newer
    `shopify-hmac-sha256`) — before anything parses the body. Missing or wrong → 401.
 2. The shop from the verified request's shop header → 404 when LoyalNest does not know it.
-3. Store one inbox row per webhook id (a duplicate → 200, no second row). A body that is not
-   JSON → 400, stored `failed` with the reason.
-4. Queue the processing task. The broker being down does not fail the request: the row is
-   safe and the beat sweep queues it. The database being down does: 503, Shopify retries.
+3. Store one inbox row per webhook id — one `INSERT … ON CONFLICT DO NOTHING` in autocommit (a
+   duplicate → 200, no second row). A body that is not JSON → 400, stored `failed` with the reason.
+4. Ask for the merchant's inbox to be drained: one Redis `SET NX`; only the first delivery of a
+   burst publishes the drain task (the worker then takes the deliveries in batches). Redis or
+   the broker being down does not fail the request: the row is safe and the beat sweep queues
+   it. The database being down does: 503, Shopify retries.
+
+The shop → merchant id lookup is kept per process for a minute (a shop erased meanwhile makes
+the insert fail its foreign key: 404, and the entry is dropped).
 """
 
 import base64
 import hashlib
 import hmac
 import logging
+import time
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, IntegrityError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from shopify_app import verify_webhook_req
@@ -26,7 +32,7 @@ from apps.core.models import Merchant
 
 from ..auth import SHOP_HOST
 from .inbox import DeliveryHeaders, parse_triggered_at, webhook_delivery_receive
-from .tasks import enqueue_delivery
+from .tasks import inbox_drain_request
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +91,32 @@ def _hmac_valid(request, raw_body: bytes) -> bool:
     return result.ok
 
 
+class _MerchantIds:
+    """shop domain → merchant id, kept `ttl` seconds in this process (unknown shops are not kept)."""
+
+    def __init__(self, ttl: float = 60.0):
+        self.ttl = ttl
+        self.entries: dict[str, tuple[str, float]] = {}
+
+    def get(self, shop_domain: str) -> str | None:
+        cached = self.entries.get(shop_domain)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        merchant_id = Merchant.objects.filter(shop_domain=shop_domain).values_list("pk", flat=True).first()
+        if merchant_id is not None:
+            if len(self.entries) > 10_000:
+                self.entries.clear()
+            self.entries[shop_domain] = (merchant_id, now + self.ttl)
+        return merchant_id
+
+    def forget(self, shop_domain: str) -> None:
+        self.entries.pop(shop_domain, None)
+
+
+merchant_ids = _MerchantIds()
+
+
 def _plain(status: int, text: str = "") -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
 
@@ -105,11 +137,11 @@ def webhook_receive(request):
     if not topic:
         return _plain(400)
     try:
-        merchant = Merchant.objects.filter(shop_domain=shop_domain).first() if SHOP_HOST.match(shop_domain) else None
-        if merchant is None:
+        merchant_id = merchant_ids.get(shop_domain) if SHOP_HOST.match(shop_domain) else None
+        if merchant_id is None:
             return _plain(404)
         received = webhook_delivery_receive(
-            merchant=merchant,
+            merchant_id=merchant_id,
             headers=DeliveryHeaders(
                 topic=topic,
                 webhook_id=_header(request, "Webhook-Id"),
@@ -119,12 +151,16 @@ def webhook_receive(request):
             ),
             raw_body=raw_body,
         )
+    except IntegrityError:
+        # The merchant row is gone (shop/redact) since this process looked it up.
+        merchant_ids.forget(shop_domain)
+        return _plain(404)
     except DatabaseError as exc:
         # Never 200-and-drop: Shopify retries a 5xx for up to 48 hours (E6).
         logger.error("webhook not stored, database unavailable: %s", type(exc).__name__)
         return _plain(503)
     if received.malformed:
         return _plain(400)
-    if received.created and received.status == "received":
-        enqueue_delivery(merchant_id=merchant.pk, delivery_id=received.delivery_id)
+    if received.pending:
+        inbox_drain_request(merchant_id=merchant_id)
     return _plain(200)
