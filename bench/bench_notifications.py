@@ -32,9 +32,7 @@ SHOP = "bench-notifications.myshopify.com"
 def add_arguments(parser):
     group = parser.add_argument_group("notifications")
     group.add_argument("--notifications", type=int, default=4000, help="outbox rows per repetition")
-    group.add_argument(
-        "--concurrency", type=int, default=4, help="Celery worker processes (prefork; sending waits on I/O)"
-    )
+    group.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (prefork, one per core)")
     group.add_argument(
         "--server-url",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
