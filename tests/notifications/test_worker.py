@@ -49,7 +49,7 @@ def broker_down():
 
     def set_broker(url):
         current_app.conf.broker_url = url
-        queueing._probe_state["checked_at"] = -1e9  # forget the last health probe
+        queueing.broker_health.checked_at = -1e9  # forget the last health probe
 
     original = current_app.conf.broker_url
     set_broker(CLOSED_PORT_BROKER)

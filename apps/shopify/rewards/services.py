@@ -33,6 +33,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.core.models import RewardKind, localized
+from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.services import points_redeem, points_reverse
 from apps.core.services.ledger import IdempotencyKeyReused
 from apps.core.tenancy import merchant_scope
@@ -41,7 +42,6 @@ from apps.core.tracking import track_on_commit
 from ..graphql import ShopifyAuthError, ShopifyError, ShopifyUserError, graphql
 from ..metafields.spec import customer_gid
 from ..models import RedemptionStatus, RewardRedemption
-from ..queueing import enqueue_unless_broker_down
 from ..tokens import access_token_for
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from apps.core.models import Merchant
+from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.redis import get_redis
 
 from ..graphql import ShopifyAuthError, ShopifyError
-from ..queueing import enqueue_unless_broker_down
 from .inbox import (
     DeliveryRetry,
     retry_delay,
