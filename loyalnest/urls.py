@@ -16,10 +16,13 @@ urlpatterns = [
     path("v1/api/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("v1/api/", include(("apps.shopify.rewards.urls", "rewards"), namespace="rewards")),
     path("v1/api/", include(("apps.notifications.api.urls", "notifications"), namespace="notifications")),
+    path("v1/api/", include(("apps.theme_extensions.api.urls", "theme_extensions_api"), namespace="theme_extensions_api")),
+    path("app/widgets/", include("apps.theme_extensions.urls")),
     path("app/", include("apps.shopify.urls")),
     path("shopify/", include("apps.shopify.webhooks.urls")),
     path("shopify/flow/", include("apps.shopify.flow.urls")),
     path("proxy/v1/api/", include(("apps.shopify.storefront.urls", "proxy"), namespace="proxy")),
+    path("proxy/v1/api/", include(("apps.theme_extensions.urls_proxy", "widgets"), namespace="widgets")),
 ]
 
 

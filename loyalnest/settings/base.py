@@ -342,3 +342,14 @@ CELERY_BEAT_SCHEDULE["notifications-relay"] = {
     "schedule": NOTIFICATIONS_RELAY_INTERVAL_SECONDS,
 }
 # --- end of Notifications
+
+# --- Storefront widgets (apps.theme_extensions)
+# How long a merchant's widget content (tiers, rewards, texts) is served from the Redis stream
+# `content:{merchant_id}:{locale}` before it is rebuilt from PostgreSQL; configuration changes
+# clear it at once.
+WIDGETS_CONTENT_TTL_SECONDS = float(env("WIDGETS_CONTENT_TTL_SECONDS", "60"))
+# Rewards listed in the widgets (cheapest first).
+WIDGETS_CONTENT_REWARDS = int(env("WIDGETS_CONTENT_REWARDS", "10"))
+PROXY_RATE_LIMITS["widgets"] = env("PROXY_RATE_LIMIT_WIDGETS", "120/60")
+PROXY_RATE_LIMITS["widget_events"] = env("PROXY_RATE_LIMIT_WIDGET_EVENTS", "60/60")
+# --- end of Storefront widgets
