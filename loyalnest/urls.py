@@ -16,6 +16,7 @@ urlpatterns = [
     path("v1/api/", include(("apps.core.api.urls", "core"), namespace="core")),
     path("v1/api/", include(("apps.shopify.rewards.urls", "rewards"), namespace="rewards")),
     path("v1/api/", include(("apps.notifications.api.urls", "notifications"), namespace="notifications")),
+    path("v1/api/", include(("apps.rfm.api.urls", "rfm_api"), namespace="rfm_api")),
     path("v1/api/", include(("apps.theme_extensions.api.urls", "theme_extensions_api"), namespace="theme_extensions_api")),
     path("app/widgets/", include("apps.theme_extensions.urls")),
     path("app/", include("apps.shopify.urls")),

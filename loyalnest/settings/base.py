@@ -353,3 +353,26 @@ WIDGETS_CONTENT_REWARDS = int(env("WIDGETS_CONTENT_REWARDS", "10"))
 PROXY_RATE_LIMITS["widgets"] = env("PROXY_RATE_LIMIT_WIDGETS", "120/60")
 PROXY_RATE_LIMITS["widget_events"] = env("PROXY_RATE_LIMIT_WIDGET_EVENTS", "60/60")
 # --- end of Storefront widgets
+
+# --- RFM analytics (apps.rfm): scoring runs, churn models, nudges.
+from celery.schedules import crontab  # noqa: E402  (kept inside this section)
+
+# Nightly full rescoring and model training (UTC hour), incremental rescoring every N seconds.
+RFM_NIGHTLY_HOUR = int(env("RFM_NIGHTLY_HOUR", "3"))
+RFM_INCREMENTAL_INTERVAL_SECONDS = float(env("RFM_INCREMENTAL_INTERVAL_SECONDS", "900"))
+# Below these sizes a merchant's churn model is the labelled recency rule instead.
+RFM_CHURN_MIN_CUSTOMERS = int(env("RFM_CHURN_MIN_CUSTOMERS", "200"))
+RFM_CHURN_MIN_PER_CLASS = int(env("RFM_CHURN_MIN_PER_CLASS", "20"))
+RFM_MLP_HIDDEN_UNITS = int(env("RFM_MLP_HIDDEN_UNITS", "16"))
+RFM_MLP_MAX_ITER = int(env("RFM_MLP_MAX_ITER", "60"))
+RFM_NUDGES_MAX_PER_RUN = int(env("RFM_NUDGES_MAX_PER_RUN", "1000"))
+RFM_FORECAST_MAX_CUSTOMERS = int(env("RFM_FORECAST_MAX_CUSTOMERS", "1000"))
+CELERY_BEAT_SCHEDULE["rfm-nightly"] = {
+    "task": "apps.rfm.tasks.rfm_nightly_all_task",
+    "schedule": crontab(hour=RFM_NIGHTLY_HOUR, minute=15),
+}
+CELERY_BEAT_SCHEDULE["rfm-incremental"] = {
+    "task": "apps.rfm.tasks.rfm_incremental_all_task",
+    "schedule": RFM_INCREMENTAL_INTERVAL_SECONDS,
+}
+# --- end of RFM analytics

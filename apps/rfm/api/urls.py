@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("rfm/thresholds", views.RfmThresholdsApi.as_view(), name="thresholds"),
+    path("rfm/thresholds/preview", views.RfmThresholdsPreviewApi.as_view(), name="thresholds-preview"),
+    path("rfm/forecast", views.ChurnForecastApi.as_view(), name="forecast"),
+    path("rfm/scores/refresh", views.RfmScoresRefreshApi.as_view(), name="scores-refresh"),
+    path("rfm/segments", views.RfmSegmentsApi.as_view(), name="segments"),
+    path("rfm/transitions", views.RfmTransitionsApi.as_view(), name="transitions"),
+    path("rfm/model", views.ChurnModelApi.as_view(), name="model"),
+]

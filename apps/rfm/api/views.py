@@ -1,0 +1,200 @@
+"""Merchant API of RFM analytics (scope `admin:analytics`): thresholds, preview, forecast,
+rescoring, segments, transitions and the model card."""
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+
+from apps.core import errors
+from apps.core.api.base import LocaleField, MerchantApiView, StrictSerializer
+from apps.core.models import Customer
+
+from .. import scoring, selectors, services
+from ..models import RfmRun
+from ..presets import preset_thresholds
+from ..thresholds import thresholds_display, thresholds_parse
+
+SCOPE = "admin:analytics"
+
+
+class MerchantIdField(serializers.CharField):
+    """The seeds' `merchant_id` input: accepted for compatibility, never trusted — it must be the
+    caller's own shop (the merchant always comes from the session token)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 40)
+        super().__init__(**kwargs)
+
+
+def _check_merchant_id(request, data) -> None:
+    given = data.pop("merchant_id", None)
+    if given is not None and given != request.merchant.pk:
+        raise errors.NotFound(_("Merchant not found."))
+
+
+class ThresholdsInput(StrictSerializer):
+    merchant_id = MerchantIdField()
+    industry = serializers.CharField(max_length=64)
+    thresholds = serializers.JSONField()
+    locale = LocaleField()
+
+
+class RfmThresholdsApi(MerchantApiView):
+    """Read or update the merchant's RFM thresholds (versioned, audited, streamed)."""
+
+    required_scope = SCOPE
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        active = selectors.rfm_benchmark_active(merchant=request.merchant)
+        presets = [
+            {"industry": p.industry, "benchmark_id": p.pk, "thresholds": thresholds_display(p.thresholds)}
+            for p in selectors.rfm_preset_list()
+        ]
+        return self.ok(
+            benchmark=services.rfm_benchmark_state(active) if active else None,
+            presets=presets,
+        )
+
+    @extend_schema(request=ThresholdsInput, responses=OpenApiTypes.OBJECT)
+    def put(self, request):
+        data = self.validated(ThresholdsInput, request.data)
+        _check_merchant_id(request, data)
+        benchmark = services.rfm_thresholds_update(
+            merchant=request.merchant,
+            actor=request.staff,
+            industry=data["industry"],
+            thresholds=data["thresholds"],
+            locale=request.locale,
+        )
+        return self.ok(benchmark_id=benchmark.pk)
+
+
+class RfmThresholdsPreviewApi(MerchantApiView):
+    """Segment counts the given thresholds would produce; nothing is saved (the wizard's preview)."""
+
+    required_scope = SCOPE
+
+    @extend_schema(request=ThresholdsInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = self.validated(ThresholdsInput, request.data)
+        _check_merchant_id(request, data)
+        industry = services.industry_normalize(data["industry"])
+        parsed = thresholds_parse(data["thresholds"], base=preset_thresholds(industry))
+        horizon = selectors.rfm_settings_get(merchant=request.merchant).horizon_days
+        counts = scoring.preview_counts(
+            merchant_id=request.merchant.pk, thresholds=parsed, now=timezone.now(), horizon_days=horizon
+        )
+        return self.ok(
+            thresholds=thresholds_display(parsed),
+            segments=selectors.segment_detail(merchant=request.merchant, counts=counts),
+            distribution=selectors.segment_distribution(merchant=request.merchant, counts=counts),
+        )
+
+
+class ForecastInput(StrictSerializer):
+    merchant_id = MerchantIdField()
+    customer_ids = serializers.ListField(
+        child=serializers.CharField(max_length=40), min_length=1, max_length=settings.RFM_FORECAST_MAX_CUSTOMERS
+    )
+    locale = LocaleField()
+
+
+class ChurnForecastApi(MerchantApiView):
+    """Predict churn for customers of the shop and update their score and lifecycle stage."""
+
+    required_scope = SCOPE
+
+    @extend_schema(request=ForecastInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = self.validated(ForecastInput, request.data)
+        _check_merchant_id(request, data)
+        wanted = list(dict.fromkeys(data["customer_ids"]))
+        found = set(
+            Customer.objects.filter(merchant=request.merchant, pk__in=wanted, redacted_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+        if len(found) != len(wanted):
+            raise errors.NotFound(_("Customer not found."))
+        forecasts = services.churn_forecast(merchant=request.merchant, customer_ids=wanted, actor=request.staff)
+        return self.ok(forecasts=forecasts)
+
+
+class RfmScoresRefreshApi(MerchantApiView):
+    """Rescore every customer now (the nightly run, on demand)."""
+
+    required_scope = SCOPE
+
+    class InputSerializer(StrictSerializer):
+        incremental = serializers.BooleanField(required=False, default=False)
+        locale = LocaleField()
+
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = self.validated(self.InputSerializer, request.data)
+        run = services.rfm_scores_refresh(merchant=request.merchant, incremental=data["incremental"])
+        return self.ok(run_id=run.pk, kind=run.kind, customers_scored=run.customers_scored)
+
+
+class RfmSegmentsApi(MerchantApiView):
+    """Customers per segment: the seeds' five and the 11 standard segments."""
+
+    required_scope = SCOPE
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        counts = selectors.segment_counts(merchant=request.merchant)
+        return self.ok(
+            distribution=selectors.segment_distribution(merchant=request.merchant, counts=counts),
+            segments=selectors.segment_detail(merchant=request.merchant, counts=counts),
+        )
+
+
+class RfmTransitionsApi(MerchantApiView):
+    """Who moved between segments from one run to another (default: the last two full runs)."""
+
+    required_scope = SCOPE
+
+    class InputSerializer(StrictSerializer):
+        from_run = serializers.CharField(max_length=40, required=False)
+        to_run = serializers.CharField(max_length=40, required=False)
+
+    @extend_schema(parameters=[InputSerializer], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        data = self.validated(self.InputSerializer, request.query_params.dict())
+        merchant = request.merchant
+        if "from_run" in data or "to_run" in data:
+            runs = {
+                r.pk
+                for r in RfmRun.objects.filter(merchant=merchant, pk__in=[data.get("from_run"), data.get("to_run")])
+            }
+            if data.get("from_run") not in runs or data.get("to_run") not in runs:
+                raise errors.NotFound(_("Scoring run not found."))
+            older, newer = data["from_run"], data["to_run"]
+            transitions = selectors.segment_transitions(merchant=merchant, from_run_id=older, to_run_id=newer)
+        else:
+            older_run, newer_run, transitions = selectors.latest_transitions(merchant=merchant)
+            older = older_run.pk if older_run else None
+            newer = newer_run.pk if newer_run else None
+        customers = (
+            selectors.segment_transition_customers(merchant=merchant, from_run_id=older, to_run_id=newer)
+            if older and newer
+            else []
+        )
+        return self.ok(from_run=older, to_run=newer, transitions=transitions, customers=customers)
+
+
+class ChurnModelApi(MerchantApiView):
+    """The active churn model's card."""
+
+    required_scope = SCOPE
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        model = selectors.churn_model_active(merchant=request.merchant)
+        return self.ok(model=selectors.churn_model_card(model) if model else None)
