@@ -134,7 +134,7 @@ def features_as_of(
 def _standardise(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = matrix.mean(axis=0)
     scale = matrix.std(axis=0)
-    scale[scale == 0] = 1.0
+    scale[scale < 1e-9] = 1.0  # a constant feature (e.g. one signup date) must not blow up
     return mean, scale
 
 
