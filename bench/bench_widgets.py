@@ -1,0 +1,198 @@
+"""The storefront widgets' data endpoint through the app proxy, on loopback, in a throwaway database.
+
+`GET /proxy/v1/api/widgets` as Shopify's app proxy forwards it (signed query, logged-in shopper),
+for random shoppers among 100,000 customers of one shop with VIP tiers and rewards: signature
+check, shop and customer lookup, the per-shop and per-shopper rate limits (limits set high so
+nothing is refused, but they are counted in Redis), widget content from the Redis stream
+`content:{merchant_id}:{locale}` and the shopper's tier progress and next reward.
+gunicorn sync workers, wrk at 32 connections → requests/s, p50 and p99.
+
+Uses port 8730, the database `loyalnest_bench_widgets` and Redis db 6, all wiped first.
+"""
+
+import hashlib
+import hmac
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "loyalnest_bench_widgets"
+SECRET = "bench-widgets-secret"  # noqa: S105  (a throwaway secret for the loopback benchmark)
+SHOP = "bench-widgets.myshopify.com"
+PORT = 8730
+
+
+def add_arguments(parser):
+    group = parser.add_argument_group("widgets")
+    group.add_argument("--customers", type=int, default=100_000)
+    group.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections")
+    group.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers")
+    group.add_argument("--seconds", type=float, default=10.0, help="how long wrk sends per repetition")
+    group.add_argument("--distinct-shoppers", type=int, default=5000, help="signed URLs per repetition")
+    group.add_argument(
+        "--server-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+        help="PostgreSQL server (no database name)",
+    )
+    group.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"))
+
+
+def _env(args) -> dict:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loyalnest.settings.base",
+        "DATABASE_URL": f"{args.server_url}/{DATABASE}",
+        "DB_CONN_MAX_AGE": "600",
+        "REDIS_URL": args.redis_url,
+        "CELERY_BROKER_URL": args.redis_url,
+        "SHOPIFY_API_KEY": "bench-client-id",
+        "SHOPIFY_API_SECRET": SECRET,
+        "PROXY_RATE_LIMIT_SHOP": "100000000/60",
+        "PROXY_RATE_LIMIT_WIDGETS": "100000000/60",
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "0",
+    }
+
+
+def _manage(args, *arguments: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *arguments], cwd=ROOT, env=_env(args), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(arguments)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+SETUP = """
+from apps.core.models import Customer, Merchant, ProgramSettings, Reward, VipTier
+from apps.core.tenancy import scopes_disabled
+with scopes_disabled():
+    m = Merchant.objects.create(shop_domain={shop!r}, name="Bench", is_installed=True)
+    ProgramSettings.objects.get_or_create(merchant=m)
+    for i, (name, points) in enumerate([("Silver", 0), ("Gold", 1000), ("Platinum", 5000)]):
+        VipTier.objects.create(merchant=m, name={{"en": name}}, min_lifetime_points=points)
+    for cost in (100, 300, 500, 1000, 2500):
+        Reward.objects.create(merchant=m, name={{"en": f"{{cost}} points reward"}}, kind="fixed_discount", points_cost=cost)
+    batch = []
+    for n in range({customers}):
+        batch.append(Customer(merchant=m, shopify_customer_id=str(1_000_000 + n), points_balance=n % 3000,
+                              lifetime_points=n % 7000))
+        if len(batch) == 5000:
+            Customer.objects.bulk_create(batch)
+            batch = []
+    Customer.objects.bulk_create(batch)
+"""
+
+
+def _signed_path(customer_id: int) -> str:
+    params = {
+        "locale": "en",
+        "shop": SHOP,
+        "logged_in_customer_id": str(customer_id),
+        "path_prefix": "/apps/loyalnest",
+        "timestamp": str(int(time.time())),
+    }
+    message = "".join(f"{key}={value}" for key, value in sorted(params.items()))
+    signature = hmac.new(SECRET.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return "/proxy/v1/api/widgets?" + urlencode({**params, "signature": signature})
+
+
+WRK_SCRIPT = """
+local paths = {%s}
+local counter = 0
+function request()
+  counter = counter + 1
+  return wrk.format("GET", paths[counter %% #paths + 1])
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _wrk(args, paths: list[str]) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % ",\n".join(f'"{path}"' for path in paths))
+    try:
+        output = subprocess.run(
+            ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds:g}s", "--latency", "-s", script.name,
+             f"http://127.0.0.1:{PORT}"],
+            capture_output=True, text=True, check=True, timeout=300,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    line = next(line for line in output.splitlines() if line.startswith("RESULT"))
+    requests, duration_us, status_errors, socket_errors, p50_us, p99_us = (int(v) for v in line.split()[1:])
+    return {
+        "requests/s": round(requests / (duration_us / 1e6)),
+        "p50 ms": round(p50_us / 1000, 1),
+        "p99 ms": round(p99_us / 1000, 1),
+        "non-2xx answers": status_errors,
+        "socket errors": socket_errors,
+    }
+
+
+def _wait(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _ok(path: str) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{PORT}{path}", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def run(args) -> dict:
+    figures: dict = {
+        "command": "python bench/run.py widgets --repeat=3",
+        "setup": f"{args.customers:,} customers, gunicorn {args.web_workers} sync workers, wrk {args.connections} "
+        f"connections for {args.seconds:g} s, DB_CONN_MAX_AGE=600, signature + rate limits + Redis content cache",
+    }
+    with psycopg.connect(f"{args.server_url}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    try:
+        _manage(args, "migrate", "--verbosity=0")
+        _manage(args, "shell", "-c", SETUP.format(shop=SHOP, customers=args.customers))
+        redis.Redis.from_url(args.redis_url).flushdb()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "loyalnest.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", str(args.web_workers),
+             "--keep-alive", "30", "--log-level", "warning"],
+            cwd=ROOT, env=_env(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            if not _wait(lambda: _ok(_signed_path(1_000_000)), 60):
+                raise SystemExit("gunicorn did not answer the signed widget request with 200")
+            rng = random.Random(6)
+            for _ in range(args.repeat):
+                shoppers = [1_000_000 + rng.randrange(args.customers) for _ in range(args.distinct_shoppers)]
+                paths = [_signed_path(customer) for customer in shoppers]  # fresh timestamps (90 s window)
+                for path in paths[:50]:
+                    _ok(path)  # warm every worker's connections and the content cache
+                for metric, value in _wrk(args, paths).items():
+                    figures.setdefault(metric, []).append(value)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        with psycopg.connect(f"{args.server_url}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    return figures
