@@ -19,6 +19,7 @@ urlpatterns = [
     path("v1/api/", include(("apps.rfm.api.urls", "rfm_api"), namespace="rfm_api")),
     path("v1/api/", include(("apps.theme_extensions.api.urls", "theme_extensions_api"), namespace="theme_extensions_api")),
     path("app/widgets/", include("apps.theme_extensions.urls")),
+    path("app/rfm/", include("apps.rfm.urls")),
     path("app/", include("apps.shopify.urls")),
     path("shopify/", include("apps.shopify.webhooks.urls")),
     path("shopify/flow/", include("apps.shopify.flow.urls")),
