@@ -26,6 +26,7 @@ from apps.core.models import (
     TransactionKind,
     VipTier,
 )
+from apps.core.signals import ledger_entries_written
 from apps.core.streams import stream_append_many_on_commit, stream_append_on_commit
 from apps.core.tracking import track, track_on_commit
 
@@ -146,6 +147,7 @@ def _append(
     except IntegrityError as exc:
         # Same key written for another customer between our check and insert.
         raise IdempotencyKeyReused() from exc
+    ledger_entries_written.send(sender=_append, merchant=merchant, entries=[entry])
 
     audit_record(
         merchant=merchant,
@@ -436,6 +438,7 @@ def points_earn_many(*, merchant, earns: list[Earn]) -> list[PointsTransaction]:
         touched, ["points_balance", "lifetime_points", "vip_tier", "lifecycle_stage", "updated_at"]
     )
     AuditLog.objects.bulk_create(audits)
+    ledger_entries_written.send(sender=points_earn_many, merchant=merchant, entries=entries)
     stream_append_many_on_commit(merchant_id=merchant.pk, entries=streams)
 
     def track_earns():

@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.core.locales import normalize_locale
 from apps.core.models import Customer, Order, PointsTransaction, TransactionKind
 from apps.core.services import Earn, earning_rate, points_earn_many, points_for_amount, points_reverse
+from apps.core.signals import orders_synced
 
 from ..models import ShopifyRefund, WebhookDelivery, WebhookStatus
 from .payloads import PayloadInvalid, money, optional_shopify_id, refund_amount, shopify_id, timestamp
@@ -336,6 +337,7 @@ def orders_sync(*, merchant, updates: list[OrderUpdate]) -> list[bool]:
             _refunds_record(merchant=merchant, order=update.order, rows=update.refunds)
         _points_apply(merchant=merchant, orders=[update.order for update in batch], rate=rate)
         customer_aggregates_refresh(merchant=merchant, customer_ids=[update.order.customer_id for update in batch])
+        orders_synced.send(sender=orders_sync, merchant=merchant, orders=[update.order for update in batch])
         pending = later
     return [applied[index] for index in range(len(updates))]
 
@@ -361,6 +363,7 @@ def refund_sync(*, merchant, payload: dict) -> None:
     _refunds_record(merchant=merchant, order=order, rows=rows)
     _points_apply(merchant=merchant, orders=[order])
     customer_aggregates_refresh(merchant=merchant, customer_ids=[order.customer_id])
+    orders_synced.send(sender=refund_sync, merchant=merchant, orders=[order])
 
 
 class OrderNotYetKnown(Exception):
