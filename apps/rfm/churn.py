@@ -70,20 +70,20 @@ def features_as_of(
         only = f" AND u.id IN ({', '.join(['%s'] * len(customer_ids))})"
         extra = list(customer_ids)
     cutoff_ts = _ts(cutoff)
+    # One grouped LEFT JOIN (not a join on an aggregated subquery): without fresh statistics
+    # the planner may loop over the subquery once per customer.
     sql = f"""
-        SELECT u.id, u.created_at, o.last_at, o.first_at, o.n, o.spent, o.recent
+        SELECT u.id, u.created_at, MAX(o.processed_at), MIN(o.processed_at), COUNT(o.id),
+            SUM(o.total_price - o.refunded_amount),
+            SUM(CASE WHEN o.processed_at >= %s THEN 1 ELSE 0 END)
         FROM users u
-        LEFT JOIN (
-            SELECT customer_id, MAX(processed_at) AS last_at, MIN(processed_at) AS first_at, COUNT(*) AS n,
-                SUM(total_price - refunded_amount) AS spent,
-                SUM(CASE WHEN processed_at >= %s THEN 1 ELSE 0 END) AS recent
-            FROM orders
-            WHERE merchant_id = %s AND customer_id IS NOT NULL AND cancelled_at IS NULL AND processed_at < %s
-            GROUP BY customer_id
-        ) o ON o.customer_id = u.id
-        WHERE u.merchant_id = %s AND u.redacted_at IS NULL AND (o.n IS NOT NULL OR u.created_at < %s){only}
+        LEFT JOIN orders o ON o.customer_id = u.id AND o.merchant_id = %s AND o.cancelled_at IS NULL
+            AND o.processed_at < %s
+        WHERE u.merchant_id = %s AND u.redacted_at IS NULL{only}
+        GROUP BY u.id, u.created_at
+        HAVING COUNT(o.id) > 0 OR u.created_at < %s
         ORDER BY u.id"""  # noqa: S608  (fixed SQL fragments; values are parameters)
-    params = [_ts(cutoff - timedelta(days=90)), merchant_id, cutoff_ts, merchant_id, cutoff_ts, *extra]
+    params = [_ts(cutoff - timedelta(days=90)), merchant_id, cutoff_ts, merchant_id, *extra, cutoff_ts]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
