@@ -27,7 +27,8 @@ from apps.core.models import Customer
 from apps.core.streams import stream_append_many_on_commit
 from apps.core.tracking import track_on_commit
 
-from .models import ChurnModel, ChurnNudge, RfmSettings
+from .experiments import nudge_experiment_customers
+from .models import ChurnModel, ChurnNudge, RfmExperiment, RfmSettings
 from .scoring import _as_datetime, _ts
 from .selectors import churn_model_active, rfm_settings_get
 
@@ -418,6 +419,7 @@ def churn_nudges_send(*, merchant, now: datetime | None = None, limit: int | Non
         return 0
     window_start = now - timedelta(days=policy.nudge_window_days)
     recently = ChurnNudge.objects.filter(merchant=merchant, created_at__gte=window_start).values("customer_id")
+    recent_ids = set(recently.values_list("customer_id", flat=True))
     candidates = list(
         Customer.objects.filter(merchant=merchant, churn_score__gte=policy.nudge_threshold, redacted_at__isnull=True)
         .exclude(lifecycle_stage="churned")
@@ -425,10 +427,30 @@ def churn_nudges_send(*, merchant, now: datetime | None = None, limit: int | Non
         .order_by("-churn_score", "id")[: limit or settings.RFM_NUDGES_MAX_PER_RUN]
     )
     window = _window(now, policy.nudge_window_days)
+    chosen = {c.pk: (c, None, "") for c in candidates}
+    experiment = RfmExperiment.objects.filter(merchant=merchant, status=RfmExperiment.Status.RUNNING).first()
+    if experiment is not None:
+        for customer, variant in nudge_experiment_customers(
+            merchant=merchant, experiment=experiment, now=now, window=window
+        ):
+            if customer.pk not in recent_ids:
+                chosen[customer.pk] = (customer, experiment, variant)
+    chosen = dict(list(chosen.items())[: limit or settings.RFM_NUDGES_MAX_PER_RUN])
     created = ChurnNudge.objects.bulk_create(
-        [ChurnNudge(merchant=merchant, customer=c, churn_score=c.churn_score, window=window) for c in candidates],
+        [
+            ChurnNudge(
+                merchant=merchant,
+                customer=customer,
+                churn_score=customer.churn_score or 0.0,
+                window=window,
+                experiment=experiment_row,
+                variant=variant,
+            )
+            for customer, experiment_row, variant in chosen.values()
+        ],
         ignore_conflicts=True,
     )
+    candidates = [customer for customer, _experiment, _variant in chosen.values()]
     for customer in candidates:
         notify(
             merchant=merchant,
@@ -444,7 +466,7 @@ def churn_nudges_send(*, merchant, now: datetime | None = None, limit: int | Non
                 "customer_id": int(customer.shopify_customer_id)
                 if customer.shopify_customer_id.isdigit()
                 else customer.shopify_customer_id,
-                "Churn score": round(customer.churn_score, 4),
+                "Churn score": round(customer.churn_score or 0.0, 4),
                 "Lifecycle stage": customer.lifecycle_stage,
             },
         )

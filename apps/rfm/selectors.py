@@ -5,7 +5,17 @@ from django.db.models import Count
 
 from apps.core.models import Customer
 
-from .models import GROUP_COLOURS, ROLLUP, ChurnModel, RfmBenchmark, RfmRun, RfmSettings, Segment, SegmentGroup
+from .models import (
+    GROUP_COLOURS,
+    ROLLUP,
+    ChurnModel,
+    RfmBenchmark,
+    RfmExperiment,
+    RfmRun,
+    RfmSettings,
+    Segment,
+    SegmentGroup,
+)
 from .presets import INDUSTRY_CHOICES, preset_id
 
 
@@ -191,3 +201,11 @@ def churn_model_card(model: ChurnModel) -> dict:
         "fallback": model.algorithm in (ChurnModel.Algorithm.RECENCY_RULE, ChurnModel.Algorithm.POOLED_INDUSTRY),
         "note": model.note,
     }
+
+
+def rfm_experiment_list(*, merchant, limit: int = 20) -> list[RfmExperiment]:
+    return list(RfmExperiment.objects.filter(merchant=merchant).order_by("-started_at")[:limit])
+
+
+def rfm_experiment_get(*, merchant, experiment_id: str) -> RfmExperiment | None:
+    return RfmExperiment.objects.filter(merchant=merchant, pk=experiment_id).first()

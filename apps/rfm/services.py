@@ -19,10 +19,15 @@ from .churn import (
     churn_model_train,
     churn_nudges_send,
 )
+from .experiments import (
+    rfm_experiment_results,
+    rfm_experiment_start,
+    rfm_experiment_stop,
+)
 from .models import ROLLUP, RfmBenchmark, RfmRun, RfmSettings
-from .presets import INDUSTRIES, INDUSTRY_CHOICES, preset_id, preset_thresholds
+from .presets import INDUSTRIES, INDUSTRY_CHOICES, preset_thresholds
 from .selectors import rfm_benchmark_active, rfm_settings_get
-from .thresholds import InvalidThresholds, format_condition, thresholds_display, thresholds_parse
+from .thresholds import InvalidThresholds, thresholds_display, thresholds_parse
 
 logger = logging.getLogger(__name__)
 
@@ -210,10 +215,11 @@ __all__ = [
     "churn_forecast",
     "churn_model_train",
     "churn_nudges_send",
-    "format_condition",
     "industry_normalize",
-    "preset_id",
     "rfm_benchmark_state",
+    "rfm_experiment_results",
+    "rfm_experiment_start",
+    "rfm_experiment_stop",
     "rfm_scores_refresh",
     "rfm_settings_update",
     "rfm_thresholds_update",

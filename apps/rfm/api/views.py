@@ -198,3 +198,60 @@ class ChurnModelApi(MerchantApiView):
     def get(self, request):
         model = selectors.churn_model_active(merchant=request.merchant)
         return self.ok(model=selectors.churn_model_card(model) if model else None)
+
+
+def _experiment_body(request, experiment) -> dict:
+    return {
+        "experiment_id": experiment.pk,
+        "name": experiment.name,
+        "status": experiment.status,
+        "split_percent": experiment.split_percent,
+        "outcome_days": experiment.outcome_days,
+        "started_at": experiment.started_at,
+        "thresholds_a": thresholds_display(experiment.thresholds_a),
+        "thresholds_b": thresholds_display(experiment.thresholds_b),
+        "results": services.rfm_experiment_results(merchant=request.merchant, experiment=experiment),
+    }
+
+
+class RfmExperimentListApi(MerchantApiView):
+    """Threshold A/B tests: list them with their results, or start one."""
+
+    required_scope = SCOPE
+
+    class InputSerializer(StrictSerializer):
+        name = serializers.CharField(max_length=120)
+        thresholds = serializers.JSONField(help_text="Variant B's thresholds; A is the current set.")
+        split_percent = serializers.IntegerField(min_value=1, max_value=99, default=50)
+        outcome_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+        locale = LocaleField()
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        experiments = selectors.rfm_experiment_list(merchant=request.merchant)
+        return self.ok(experiments=[_experiment_body(request, e) for e in experiments])
+
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = self.validated(self.InputSerializer, request.data)
+        experiment = services.rfm_experiment_start(
+            merchant=request.merchant,
+            actor=request.staff,
+            name=data["name"],
+            thresholds_b=data["thresholds"],
+            split_percent=data["split_percent"],
+            outcome_days=data["outcome_days"],
+        )
+        return self.ok(status=201, experiment=_experiment_body(request, experiment))
+
+
+class RfmExperimentStopApi(MerchantApiView):
+    required_scope = SCOPE
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, experiment_id):
+        experiment = selectors.rfm_experiment_get(merchant=request.merchant, experiment_id=experiment_id)
+        if experiment is None:
+            raise errors.NotFound(_("Experiment not found."))
+        services.rfm_experiment_stop(merchant=request.merchant, experiment=experiment, actor=request.staff)
+        return self.ok(experiment=_experiment_body(request, experiment))
