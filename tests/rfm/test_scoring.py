@@ -71,9 +71,21 @@ def test_pet_store_bars_score_and_segment_every_customer(merchant, other_merchan
 
 @pytest.mark.parametrize(
     ("r", "fm", "segment"),
-    [(5, 5, "champions"), (4, 4, "loyal"), (3, 5, "loyal"), (5, 2, "potential_loyalist"), (5, 1, "new"),
-     (4, 1, "promising"), (3, 3, "need_attention"), (3, 2, "about_to_sleep"), (2, 4, "at_risk"),
-     (1, 5, "cant_lose"), (2, 2, "hibernating"), (1, 2, "hibernating"), (1, 1, "lost")],
+    [
+        (5, 5, "champions"),
+        (4, 4, "loyal"),
+        (3, 5, "loyal"),
+        (5, 2, "potential_loyalist"),
+        (5, 1, "new"),
+        (4, 1, "promising"),
+        (3, 3, "need_attention"),
+        (3, 2, "about_to_sleep"),
+        (2, 4, "at_risk"),
+        (1, 5, "cant_lose"),
+        (2, 2, "hibernating"),
+        (1, 2, "hibernating"),
+        (1, 1, "lost"),
+    ],
 )
 def test_the_segment_map_covers_the_eleven_segments(r, fm, segment):
     assert segment_for(r, fm) == segment

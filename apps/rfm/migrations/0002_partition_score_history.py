@@ -36,7 +36,7 @@ SEEDS_INDEX = "CREATE INDEX idx_rfm_score_history_customer_id ON rfm_score_histo
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PARTITION)
+        schema_editor.execute(PARTITION, params=None)
     schema_editor.execute(SEEDS_INDEX)
 
 
