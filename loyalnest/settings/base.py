@@ -376,3 +376,38 @@ CELERY_BEAT_SCHEDULE["rfm-incremental"] = {
     "schedule": RFM_INCREMENTAL_INTERVAL_SECONDS,
 }
 # --- end of RFM analytics
+
+# --- Merchant referrals (apps.merchant_referrals): links, clicks, conversions, rewards.
+# Where /r/<code> sends a visitor (the app's Shopify App Store listing).
+MERCHANT_REFERRALS_LISTING_URL = env("MERCHANT_REFERRALS_LISTING_URL", "https://apps.shopify.com/loyalnest")
+# A click counts for an install this many days later (the referral cookie's lifetime too).
+MERCHANT_REFERRALS_ATTRIBUTION_DAYS = int(env("MERCHANT_REFERRALS_ATTRIBUTION_DAYS", "30"))
+# A referred shop claims its code within this many hours of its install (later: not a referral).
+MERCHANT_REFERRALS_CLAIM_HOURS = int(env("MERCHANT_REFERRALS_CLAIM_HOURS", "48"))
+# A pending referral completes after the referred store stays installed this many days, and
+# expires when it has not qualified this many days after the install.
+MERCHANT_REFERRALS_QUALIFYING_DAYS = int(env("MERCHANT_REFERRALS_QUALIFYING_DAYS", "30"))
+MERCHANT_REFERRALS_COMPLETION_WINDOW_DAYS = int(env("MERCHANT_REFERRALS_COMPLETION_WINDOW_DAYS", "90"))
+# Rewards: the advocate's (default one month free), the referred store's welcome (off when empty).
+MERCHANT_REFERRALS_ADVOCATE_REWARD = env("MERCHANT_REFERRALS_ADVOCATE_REWARD", "1_month_free")
+MERCHANT_REFERRALS_ADVOCATE_REWARD_AMOUNT = env("MERCHANT_REFERRALS_ADVOCATE_REWARD_AMOUNT", "29.00")
+MERCHANT_REFERRALS_WELCOME_REWARD = env("MERCHANT_REFERRALS_WELCOME_REWARD", "")
+MERCHANT_REFERRALS_WELCOME_REWARD_AMOUNT = env("MERCHANT_REFERRALS_WELCOME_REWARD_AMOUNT", "0")
+MERCHANT_REFERRALS_REWARD_CURRENCY = env("MERCHANT_REFERRALS_REWARD_CURRENCY", "USD")
+# App credits go through Shopify's Partner API (appCreditCreate; the Admin API's was deprecated
+# in 2023-07): the partner organization, the app's gid and a Partner API token (secret).
+SHOPIFY_PARTNER_API_URL = env("SHOPIFY_PARTNER_API_URL", "https://partners.shopify.com")
+SHOPIFY_PARTNER_ORGANIZATION_ID = env("SHOPIFY_PARTNER_ORGANIZATION_ID", "")
+SHOPIFY_PARTNER_APP_GID = env("SHOPIFY_PARTNER_APP_GID", "")
+SHOPIFY_PARTNER_API_TOKEN = env("SHOPIFY_PARTNER_API_TOKEN", "")
+SHOPIFY_PARTNER_API_VERSION = env("SHOPIFY_PARTNER_API_VERSION", "2026-10")
+MERCHANT_REFERRALS_TEST_CREDITS = env_bool("MERCHANT_REFERRALS_TEST_CREDITS", DEBUG)
+# /r/<code> lookups per client address.
+MERCHANT_REFERRALS_REDIRECT_RATE = env("MERCHANT_REFERRALS_REDIRECT_RATE", "30/60")
+MERCHANT_REFERRALS_ADVANCE_INTERVAL_SECONDS = float(env("MERCHANT_REFERRALS_ADVANCE_INTERVAL_SECONDS", "3600"))
+CELERY_BEAT_SCHEDULE["merchant-referrals-advance"] = {
+    "task": "apps.merchant_referrals.tasks.merchant_referrals_advance_task",
+    "schedule": MERCHANT_REFERRALS_ADVANCE_INTERVAL_SECONDS,
+}
+MIDDLEWARE.append("apps.merchant_referrals.middleware.ReferralAttributionMiddleware")
+# --- end of Merchant referrals

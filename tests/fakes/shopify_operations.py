@@ -19,3 +19,4 @@ def register_all(fake):
     shopify_ops_install.register(fake)
     shopify_ops_metafields.register(fake)
     __import__("tests.fakes.shopify_ops_discounts", fromlist=["register"]).register(fake)
+    __import__("tests.fakes.shopify_ops_billing", fromlist=["register"]).register(fake)
