@@ -209,3 +209,42 @@ def rfm_experiment_list(*, merchant, limit: int = 20) -> list[RfmExperiment]:
 
 def rfm_experiment_get(*, merchant, experiment_id: str) -> RfmExperiment | None:
     return RfmExperiment.objects.filter(merchant=merchant, pk=experiment_id).first()
+
+
+def lifecycle_forecast(*, merchant) -> list[dict]:
+    """Per lifecycle stage now: customers, and the expected numbers at the horizon — churned
+    (the sum of churn scores) and, for one-order new leads, becoming repeat buyers (the sum of
+    the probabilities that they buy again)."""
+    from django.db.models import Case, F, FloatField, Q, Sum, Value, When
+
+    from apps.core.models import LifecycleStage
+
+    rows = (
+        Customer.objects.filter(merchant=merchant, churn_score__isnull=False, redacted_at__isnull=True)
+        .values("lifecycle_stage")
+        .annotate(
+            customers=Count("id"),
+            expected_churned=Sum("churn_score"),
+            expected_repeat=Sum(
+                Case(
+                    When(
+                        Q(lifecycle_stage=LifecycleStage.NEW_LEAD, orders_count=1),
+                        then=Value(1.0) - F("churn_score"),
+                    ),
+                    default=Value(0.0),
+                    output_field=FloatField(),
+                )
+            ),
+        )
+    )
+    found = {row["lifecycle_stage"]: row for row in rows}
+    return [
+        {
+            "stage": stage.value,
+            "label": str(stage.label),
+            "customers": found.get(stage.value, {}).get("customers", 0),
+            "expected_churned": round(found.get(stage.value, {}).get("expected_churned") or 0),
+            "expected_repeat": round(found.get(stage.value, {}).get("expected_repeat") or 0),
+        }
+        for stage in LifecycleStage
+    ]

@@ -10,7 +10,7 @@ from apps.core.rbac import has_scope
 from apps.core.tenancy import merchant_scope
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
-from . import scoring, selectors
+from . import scoring, selectors, services
 from .presets import INDUSTRIES, INDUSTRY_CHOICES, LEVELS, preset_thresholds
 from .thresholds import DIMENSIONS, thresholds_display, thresholds_parse
 
@@ -103,6 +103,11 @@ def rfm_page(request, session):
             "segments": selectors.segment_detail(merchant=merchant, counts=counts),
             "trends": selectors.score_trends(merchant=merchant),
             "card": selectors.churn_model_card(model) if model else None,
+            "lifecycle": selectors.lifecycle_forecast(merchant=merchant),
+            "experiments": [
+                {"experiment": e, "results": services.rfm_experiment_results(merchant=merchant, experiment=e)}
+                for e in selectors.rfm_experiment_list(merchant=merchant, limit=5)
+            ],
             "at_risk": selectors.at_risk_customers(merchant=merchant, limit=25),
             "settings": selectors.rfm_settings_get(merchant=merchant),
             "transitions": transitions,

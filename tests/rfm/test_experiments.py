@@ -11,7 +11,7 @@ from apps.rfm import services
 from apps.rfm.experiments import VariantResult, two_proportion_test, variant_for
 from apps.rfm.models import ChurnNudge, RfmExperiment
 from tests.factories import CustomerFactory, OrderFactory
-from tests.shopify_helpers import auth_header
+from tests.shopify_helpers import auth_header, session_token
 
 from .conftest import NOW
 
@@ -47,7 +47,7 @@ def test_no_difference_is_not_significant():
 
 
 def test_an_experiment_nudges_each_variants_at_risk_customers_and_reports_conversions(
-    api, analyst, other_merchant, django_capture_on_commit_callbacks
+    api, client, analyst, other_merchant, django_capture_on_commit_callbacks
 ):
     merchant = analyst.merchant
     # 100 days since the last order, 4 orders: At-Risk under the Pet Store bars (R2) and
@@ -96,6 +96,8 @@ def test_an_experiment_nudges_each_variants_at_risk_customers_and_reports_conver
     assert AuditLog.objects.filter(merchant=merchant, action="rfm_experiment_started").count() == 1
     listed = api.get(URL, **auth_header(analyst)).json()["experiments"]
     assert [e["experiment_id"] for e in listed] == [experiment.pk]
+    page = client.get("/app/rfm/", {"id_token": session_token(merchant.shop_domain, user_id=analyst.shopify_user_id)})
+    assert "Longer recency" in page.content.decode() and 'data-table="experiment"' in page.content.decode()
     assert not Customer.objects.filter(
         merchant=other_merchant["merchant"], pk__in=[n.customer_id for n in ChurnNudge.objects.all()]
     ).exists()

@@ -126,3 +126,17 @@ def test_segments_and_transitions_api_show_only_the_callers_data(api, analyst, s
         "/v1/api/rfm/transitions", {"from_run": foreign_run.pk, "to_run": transitions["to_run"]}, **auth_header(analyst)
     )
     assert missing.status_code == 404
+
+
+def test_the_lifecycle_forecast_sums_churn_scores_per_stage(client, analyst, scored):
+    from django.db.models import Sum
+
+    from apps.rfm.selectors import lifecycle_forecast
+
+    with merchant_scope(scored):
+        rows = {row["stage"]: row for row in lifecycle_forecast(merchant=scored)}
+
+    expected = Customer.objects.filter(merchant=scored, lifecycle_stage="repeat_buyer").aggregate(s=Sum("churn_score"))
+    assert rows["repeat_buyer"]["expected_churned"] == round(expected["s"])
+    assert sum(row["customers"] for row in rows.values()) == Customer.objects.filter(merchant=scored).count()
+    assert 'data-table="lifecycle"' in _open(client, analyst).content.decode()
