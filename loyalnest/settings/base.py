@@ -411,3 +411,36 @@ CELERY_BEAT_SCHEDULE["merchant-referrals-advance"] = {
 }
 MIDDLEWARE.append("apps.merchant_referrals.middleware.ReferralAttributionMiddleware")
 # --- end of Merchant referrals
+
+# --- Wallet passes (apps.wallet): Apple .pkpass, Google Wallet, PassKit updates.
+# Every certificate and key below is a PEM given inline (newlines may be written "\n") or the
+# path of a PEM file; none is ever in the repository. Unset → that wallet answers
+# `wallet_not_configured`.
+WALLET_PUBLIC_URL = env("WALLET_PUBLIC_URL", APP_URL)  # where devices fetch passes and PassKit updates
+WALLET_PASS_URL_TTL_SECONDS = int(env("WALLET_PASS_URL_TTL_SECONDS", "900"))
+WALLET_APPLE_PASS_TYPE_ID = env("WALLET_APPLE_PASS_TYPE_ID", "")  # pass.com.example.loyalnest
+WALLET_APPLE_TEAM_ID = env("WALLET_APPLE_TEAM_ID", "")
+WALLET_APPLE_CERTIFICATE = env("WALLET_APPLE_CERTIFICATE", "")  # the Pass Type ID certificate
+WALLET_APPLE_KEY = env("WALLET_APPLE_KEY", "")
+WALLET_APPLE_KEY_PASSWORD = env("WALLET_APPLE_KEY_PASSWORD", "")
+WALLET_APPLE_WWDR_CERTIFICATE = env("WALLET_APPLE_WWDR_CERTIFICATE", "")  # Apple's WWDR intermediate
+# APNs token authentication (a .p8 key); pushes go over HTTP/2.
+WALLET_APNS_BASE_URL = env("WALLET_APNS_BASE_URL", "https://api.push.apple.com")
+WALLET_APNS_KEY_ID = env("WALLET_APNS_KEY_ID", "")
+WALLET_APNS_KEY = env("WALLET_APNS_KEY", "")
+WALLET_GOOGLE_ISSUER_ID = env("WALLET_GOOGLE_ISSUER_ID", "")
+WALLET_GOOGLE_SERVICE_ACCOUNT_EMAIL = env("WALLET_GOOGLE_SERVICE_ACCOUNT_EMAIL", "")
+WALLET_GOOGLE_PRIVATE_KEY = env("WALLET_GOOGLE_PRIVATE_KEY", "")
+WALLET_GOOGLE_API_BASE_URL = env("WALLET_GOOGLE_API_BASE_URL", "https://walletobjects.googleapis.com/walletobjects/v1")
+WALLET_GOOGLE_TOKEN_URL = env("WALLET_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
+WALLET_HTTP_CONNECT_TIMEOUT_SECONDS = float(env("WALLET_HTTP_CONNECT_TIMEOUT_SECONDS", "3"))
+WALLET_HTTP_READ_TIMEOUT_SECONDS = float(env("WALLET_HTTP_READ_TIMEOUT_SECONDS", "10"))
+# Pass updates: retried at most this many times (exponential backoff with jitter), then `failed`.
+WALLET_PUSH_MAX_RETRIES = int(env("WALLET_PUSH_MAX_RETRIES", "3"))
+WALLET_PUSH_RETRY_BASE_SECONDS = float(env("WALLET_PUSH_RETRY_BASE_SECONDS", "30"))
+PROXY_RATE_LIMITS["wallet"] = env("PROXY_RATE_LIMIT_WALLET", "10/60")
+CELERY_BEAT_SCHEDULE["wallet-passes-sweep"] = {
+    "task": "apps.wallet.tasks.wallet_passes_sweep_task",
+    "schedule": 300.0,
+}
+# --- end of Wallet passes

@@ -1,0 +1,1 @@
+"""Pure pass builders: no database access (see STYLE.md)."""
