@@ -51,9 +51,7 @@ def test_each_change_is_a_new_version_audited_and_streamed(
         first = _put(api, analyst, SEEDS_BODY).json()["benchmark_id"]
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        second = _put(api, analyst, {"industry": "pet_store", "thresholds": {"recency": "<=10"}}).json()[
-            "benchmark_id"
-        ]
+        second = _put(api, analyst, {"industry": "pet_store", "thresholds": {"recency": "<=10"}}).json()["benchmark_id"]
 
     versions = list(RfmBenchmark.objects.filter(merchant=analyst.merchant).order_by("version"))
     assert [(b.pk, b.version, b.is_active) for b in versions] == [(first, 1, False), (second, 2, True)]
@@ -147,3 +145,21 @@ def test_without_a_token_it_is_401(api, analyst):
     response = api.put(URL, data=json.dumps(SEEDS_BODY), content_type="application/json")
 
     assert response.status_code == 401
+
+
+def test_settings_are_changed_audited_and_kept_per_shop(api, analyst, support, other_merchant):
+    from apps.rfm.models import RfmSettings
+
+    changed = api.put(
+        "/v1/api/rfm/settings", data={"horizon_days": 60, "algorithm": "mlp"}, format="json", **auth_header(analyst)
+    )
+    denied = api.put("/v1/api/rfm/settings", data={"horizon_days": 30}, format="json", **auth_header(support))
+    invalid = api.put("/v1/api/rfm/settings", data={"horizon_days": 3}, format="json", **auth_header(analyst))
+    theirs = api.get("/v1/api/rfm/settings", **auth_header(other_merchant["owner"])).json()["settings"]
+
+    assert changed.status_code == 200 and changed.json()["settings"]["horizon_days"] == 60
+    assert denied.status_code == 403 and invalid.status_code == 400
+    row = RfmSettings.objects.get(merchant=analyst.merchant)
+    assert (row.horizon_days, row.algorithm) == (60, "mlp")
+    assert theirs["horizon_days"] == 90
+    assert AuditLog.objects.filter(merchant=analyst.merchant, action="rfm_settings_updated").count() == 1

@@ -10,6 +10,7 @@ urlpatterns = [
     path("rfm/segments", views.RfmSegmentsApi.as_view(), name="segments"),
     path("rfm/transitions", views.RfmTransitionsApi.as_view(), name="transitions"),
     path("rfm/model", views.ChurnModelApi.as_view(), name="model"),
+    path("rfm/settings", views.RfmSettingsApi.as_view(), name="settings"),
     path("rfm/experiments", views.RfmExperimentListApi.as_view(), name="experiments"),
     path("rfm/experiments/<str:experiment_id>/stop", views.RfmExperimentStopApi.as_view(), name="experiment-stop"),
 ]

@@ -13,7 +13,7 @@ from apps.core.api.base import LocaleField, MerchantApiView, StrictSerializer
 from apps.core.models import Customer
 
 from .. import scoring, selectors, services
-from ..models import RfmRun
+from ..models import RfmRun, RfmSettings
 from ..presets import preset_thresholds
 from ..thresholds import thresholds_display, thresholds_parse
 
@@ -255,3 +255,38 @@ class RfmExperimentStopApi(MerchantApiView):
             raise errors.NotFound(_("Experiment not found."))
         services.rfm_experiment_stop(merchant=request.merchant, experiment=experiment, actor=request.staff)
         return self.ok(experiment=_experiment_body(request, experiment))
+
+
+class RfmSettingsApi(MerchantApiView):
+    """The churn horizon, the model choice and the nudge policy."""
+
+    required_scope = SCOPE
+
+    class InputSerializer(StrictSerializer):
+        horizon_days = serializers.IntegerField(min_value=7, max_value=730, required=False)
+        algorithm = serializers.ChoiceField(choices=RfmSettings.Algorithm.choices, required=False)
+        nudge_threshold = serializers.FloatField(min_value=0.01, max_value=1.0, required=False)
+        nudge_window_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
+        nudges_enabled = serializers.BooleanField(required=False)
+        locale = LocaleField()
+
+    @staticmethod
+    def _body(row) -> dict:
+        return {
+            "horizon_days": row.horizon_days,
+            "algorithm": row.algorithm,
+            "nudge_threshold": row.nudge_threshold,
+            "nudge_window_days": row.nudge_window_days,
+            "nudges_enabled": row.nudges_enabled,
+        }
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return self.ok(settings=self._body(selectors.rfm_settings_get(merchant=request.merchant)))
+
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
+    def put(self, request):
+        data = self.validated(self.InputSerializer, request.data)
+        data.pop("locale", None)
+        row = services.rfm_settings_update(merchant=request.merchant, actor=request.staff, **data)
+        return self.ok(settings=self._body(row))
