@@ -18,6 +18,7 @@ urlpatterns = [
     path("v1/api/", include(("apps.notifications.api.urls", "notifications"), namespace="notifications")),
     path("v1/api/", include(("apps.rfm.api.urls", "rfm_api"), namespace="rfm_api")),
     path("v1/api/", include(("apps.theme_extensions.api.urls", "theme_extensions_api"), namespace="theme_extensions_api")),
+    path("v1/api/", include(("apps.gamification.api.urls", "gamification_api"), namespace="gamification_api")),
     path("v1/api/", include(("apps.wallet.api.urls", "wallet_api"), namespace="wallet_api")),
     path(
         "v1/api/",
@@ -25,6 +26,7 @@ urlpatterns = [
     ),
     path("app/widgets/", include("apps.theme_extensions.urls")),
     path("app/rfm/", include("apps.rfm.urls")),
+    path("app/gamification/", include("apps.gamification.urls")),
     path("app/wallet/", include("apps.wallet.urls")),
     path("app/merchant-referrals/", include("apps.merchant_referrals.urls")),
     path("r/", include("apps.merchant_referrals.urls_public")),
@@ -33,6 +35,7 @@ urlpatterns = [
     path("shopify/flow/", include("apps.shopify.flow.urls")),
     path("proxy/v1/api/", include(("apps.shopify.storefront.urls", "proxy"), namespace="proxy")),
     path("proxy/v1/api/", include(("apps.theme_extensions.urls_proxy", "widgets"), namespace="widgets")),
+    path("proxy/v1/api/", include(("apps.gamification.api.urls_proxy", "gamification_proxy"), namespace="gamification_proxy")),
     path("proxy/v1/api/", include(("apps.wallet.api.urls_proxy", "wallet_proxy"), namespace="wallet_proxy")),
     path("wallet/", include("apps.wallet.urls_public")),
 ]

@@ -444,3 +444,15 @@ CELERY_BEAT_SCHEDULE["wallet-passes-sweep"] = {
     "schedule": 300.0,
 }
 # --- end of Wallet passes
+
+# --- Gamification (apps.gamification): badges, streaks, team leaderboards
+# Nightly: reset broken streaks and rebuild the current cycle's team sorted sets (UTC hour).
+GAMIFICATION_NIGHTLY_HOUR = int(env("GAMIFICATION_NIGHTLY_HOUR", "2"))
+# Most teams one ranking read returns (top N).
+GAMIFICATION_LEADERBOARD_MAX_LIMIT = int(env("GAMIFICATION_LEADERBOARD_MAX_LIMIT", "100"))
+PROXY_RATE_LIMITS["gamification"] = env("PROXY_RATE_LIMIT_GAMIFICATION", "120/60")
+CELERY_BEAT_SCHEDULE["gamification-nightly"] = {
+    "task": "apps.gamification.tasks.gamification_nightly_all_task",
+    "schedule": crontab(hour=GAMIFICATION_NIGHTLY_HOUR, minute=30),
+}
+# --- end of Gamification
