@@ -222,18 +222,12 @@ def _owners_known(*merchant_ids: str) -> bool:
         return MerchantReferralOwner.objects.filter(merchant_id__in=merchant_ids).count() == len(set(merchant_ids))
 
 
-def _refuse(*, referred, link, reason: str, error: ApplicationError):
-    with merchant_scope(referred):
-        audit_record(
-            merchant=referred,
-            action="merchant_referral_refused",
-            target=link,
-            metadata={"referral_code": link.code, "reason": reason, "advocate_merchant_id": link.merchant_id},
-        )
-    raise error
+class _Refusal(Exception):
+    def __init__(self, link, reason: str, error: ApplicationError):
+        super().__init__(reason)
+        self.link, self.reason, self.error = link, reason, error
 
 
-@transaction.atomic
 def merchant_referral_attribute(*, referred, code: str, now=None) -> MerchantReferral:
     """Make a freshly installed store a `pending` referral of the code's advocate.
 
@@ -241,7 +235,26 @@ def merchant_referral_attribute(*, referred, code: str, now=None) -> MerchantRef
     stores installed more than MERCHANT_REFERRALS_CLAIM_HOURS ago, and a second attribution
     (the first one stands: returned as is).
     """
-    now = now or timezone.now()
+    try:
+        return _attribute(referred=referred, code=code, now=now or timezone.now())
+    except _Refusal as refusal:
+        # Recorded on the referred store's trail, outside the rolled-back attempt.
+        with merchant_scope(referred), transaction.atomic():
+            audit_record(
+                merchant=referred,
+                action="merchant_referral_refused",
+                target=refusal.link,
+                metadata={
+                    "referral_code": refusal.link.code,
+                    "reason": refusal.reason,
+                    "advocate_merchant_id": refusal.link.merchant_id,
+                },
+            )
+        raise refusal.error from None
+
+
+@transaction.atomic
+def _attribute(*, referred, code: str, now) -> MerchantReferral:
     link = link_get_by_code(code)
     if link is None:
         raise NotFound(_("This referral code is not valid."))
@@ -251,9 +264,9 @@ def merchant_referral_attribute(*, referred, code: str, now=None) -> MerchantRef
     if existing is not None:
         return existing
     if link.merchant_id == referred.pk:
-        _refuse(referred=referred, link=link, reason="self_referral", error=SelfReferralRefused())
+        raise _Refusal(link, "self_referral", SelfReferralRefused())
     if _owners_match(link.merchant_id, referred.pk):
-        _refuse(referred=referred, link=link, reason="same_owner", error=SameOwnerRefused())
+        raise _Refusal(link, "same_owner", SameOwnerRefused())
     claim_window = timedelta(hours=settings.MERCHANT_REFERRALS_CLAIM_HOURS)
     if not referred.is_installed or referred.installed_at is None or referred.installed_at < now - claim_window:
         raise NotEligible()

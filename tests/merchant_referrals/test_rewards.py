@@ -1,0 +1,145 @@
+"""Rewards: a completed referral's app credit through Shopify billing, granted exactly once."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import close_old_connections
+from django.utils import timezone
+
+from apps.core.models import AuditLog, Merchant
+from apps.merchant_referrals.models import MerchantReferral, MerchantReferralReward, RewardStatus
+from apps.merchant_referrals.rewards import merchant_referral_reward_apply, merchant_referral_reward_retry
+from apps.merchant_referrals.services import merchant_referral_attribute, merchant_referral_complete
+from apps.merchant_referrals.tasks import merchant_referral_reward_apply_task
+from apps.notifications.models import Notification, NotificationSettings
+from apps.shopify.graphql import ShopifyError
+from apps.shopify.models import ShopifyInstallation
+from tests.fakes.shopify_ops_billing import PARTNERS
+from tests.shopify_helpers import shopify_connect
+
+
+@pytest.fixture
+def completed(link, referred, advocate, partner_billing):
+    shopify_connect(partner_billing, advocate)
+    shopify_connect(partner_billing, referred)
+    ShopifyInstallation.objects.filter(merchant=advocate).update(
+        shop_gid=partner_billing.shop(advocate.shop_domain).gid
+    )
+    referral = merchant_referral_attribute(referred=referred, code=link.code)
+    MerchantReferral.objects.filter(pk=referral.pk).update(created_at=timezone.now() - timedelta(days=31))
+    Merchant.objects.filter(pk=referred.pk).update(installed_at=timezone.now() - timedelta(days=32))
+    return merchant_referral_complete(referral=referral)
+
+
+def credits(fake, merchant):
+    return fake.shop(merchant.shop_domain).data.get("app_credits", [])
+
+
+def test_the_advocate_gets_one_month_free_as_an_app_credit(completed, partner_billing, advocate, owner):
+    reward = MerchantReferralReward.objects.get(referral=completed)
+
+    applied = merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+
+    assert applied.status == RewardStatus.APPLIED
+    [credit] = credits(partner_billing, advocate)
+    assert credit["amount"] == {"amount": "29.00", "currencyCode": "USD"} and credit["test"] is True
+    assert reward.pk in credit["name"]
+    assert applied.shopify_credit_id == credit["id"]
+    [(shop, variables)] = partner_billing.calls_of("AppCreditCreate")
+    assert shop == PARTNERS and variables["appId"] == "gid://partners/App/42"
+    assert variables["shopId"].startswith("gid://partners/Shop/")
+    assert AuditLog.objects.filter(merchant=advocate, action="merchant_referral_reward_applied").count() == 1
+    assert Notification.objects.filter(
+        merchant=advocate, type="merchant_referral_status", idempotency_key__contains="reward_applied"
+    ).exists()
+
+
+def test_retries_and_redeliveries_credit_once(completed, partner_billing, advocate):
+    reward = MerchantReferralReward.objects.get(referral=completed)
+
+    for _ in range(3):
+        merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+        merchant_referral_reward_apply_task.apply(kwargs={"merchant_id": advocate.pk, "reward_id": reward.pk})
+    merchant_referral_complete(referral=completed)  # completing again grants nothing new
+
+    assert len(credits(partner_billing, advocate)) == 1
+    assert MerchantReferralReward.objects.filter(referral=completed).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_credit_once(link, referred, advocate, partner_billing):
+    shopify_connect(partner_billing, advocate)
+    referral = merchant_referral_attribute(referred=referred, code=link.code)
+    merchant_referral_complete(referral=referral, actor=None)
+    reward = MerchantReferralReward.objects.get(referral=referral)
+    barrier = threading.Barrier(5)
+
+    def worker():
+        try:
+            barrier.wait()
+            merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(credits(partner_billing, advocate)) == 1
+    assert MerchantReferralReward.objects.get(pk=reward.pk).status == RewardStatus.APPLIED
+
+
+def test_a_shopify_outage_is_retried_then_applied_once(completed, partner_billing, advocate):
+    reward = MerchantReferralReward.objects.get(referral=completed)
+    partner_billing.fail_next(1, status=503)
+
+    with pytest.raises(ShopifyError) as raised:
+        merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+    assert raised.value.retryable
+    reward.refresh_from_db()
+    assert reward.status == RewardStatus.PENDING and "503" in reward.last_error
+
+    assert merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk).status == RewardStatus.APPLIED
+    assert len(credits(partner_billing, advocate)) == 1
+
+
+def test_a_refusal_fails_the_reward_and_staff_can_retry(completed, partner_billing, advocate, admin_user):
+    reward = MerchantReferralReward.objects.get(referral=completed)
+    partner_billing.shop(PARTNERS).data["refuse"] = "Amount exceeds the charges of the last 30 days"
+
+    failed = merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+
+    assert failed.status == RewardStatus.FAILED and "exceeds" in failed.last_error
+    assert not credits(partner_billing, advocate)
+    partner_billing.shop(PARTNERS).data.pop("refuse")
+    merchant_referral_reward_retry(reward=failed, actor=admin_user)
+    assert merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk).status == RewardStatus.APPLIED
+    assert AuditLog.objects.filter(action="merchant_referral_reward_retried", staff_user=admin_user).count() == 1
+
+
+def test_without_partner_settings_the_reward_waits(completed, settings, advocate, partner_billing):
+    settings.SHOPIFY_PARTNER_API_TOKEN = ""
+    reward = MerchantReferralReward.objects.get(referral=completed)
+
+    waiting = merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+
+    assert waiting.status == RewardStatus.PENDING and not partner_billing.calls_of("AppCreditCreate")
+
+
+def test_completion_reaches_slack_only_when_the_merchant_has_it(link, referred, advocate, partner_billing):
+    NotificationSettings.objects.create(merchant=advocate, slack_webhook_url="https://hooks.slack.com/services/T/B/x")
+    referral = merchant_referral_attribute(referred=referred, code=link.code)
+
+    merchant_referral_complete(referral=referral)
+
+    slack = Notification.objects.get(merchant=advocate, type="referral_completed")
+    assert slack.channel == "slack" and slack.context["referred_shop"] == referred.shop_domain
+    assert not Notification.objects.filter(merchant=referred, type="referral_completed").exists()
+
+
+def test_no_slack_without_configuration(completed, advocate):
+    assert not Notification.objects.filter(merchant=advocate, type="referral_completed").exists()
+    assert Notification.objects.filter(merchant=advocate, type="merchant_referral_status").count() == 2
