@@ -248,3 +248,45 @@ def lifecycle_forecast(*, merchant) -> list[dict]:
         }
         for stage in LifecycleStage
     ]
+
+
+def store_group(*, merchant) -> list:
+    """The merchant and the installed stores of its group: those it lists in
+    `multi_store_config.shared_stores` that list it back (a one-sided claim shows nothing)."""
+    from apps.core.models import Merchant, ProgramSettings
+    from apps.core.tenancy import scopes_disabled
+
+    def listed(config) -> set[str]:
+        stores = (config or {}).get("shared_stores") or []
+        return {s for s in stores if isinstance(s, str)}
+
+    with scopes_disabled():
+        mine = ProgramSettings.objects.filter(merchant=merchant).values_list("multi_store_config", flat=True).first()
+        domains = listed(mine) - {merchant.shop_domain}
+        if not domains:
+            return [merchant]
+        others = Merchant.objects.filter(shop_domain__in=domains, is_installed=True)
+        configs = dict(
+            ProgramSettings.objects.filter(merchant__in=others).values_list("merchant_id", "multi_store_config")
+        )
+        mutual = [m for m in others if merchant.shop_domain in listed(configs.get(m.pk))]
+    return [merchant, *sorted(mutual, key=lambda m: m.shop_domain)]
+
+
+def cross_store_comparison(*, merchant) -> list[dict]:
+    """Segment distribution per store of the merchant's group, side by side (counts only)."""
+    from apps.core.tenancy import merchant_scope
+
+    rows = []
+    for store in store_group(merchant=merchant):
+        with merchant_scope(store):
+            counts = segment_counts(merchant=store)
+            rows.append(
+                {
+                    "shop_domain": store.shop_domain,
+                    "name": store.name,
+                    "scored": sum(counts.values()),
+                    "distribution": segment_distribution(merchant=store, counts=counts),
+                }
+            )
+    return rows

@@ -104,6 +104,7 @@ def rfm_page(request, session):
             "trends": selectors.score_trends(merchant=merchant),
             "card": selectors.churn_model_card(model) if model else None,
             "lifecycle": selectors.lifecycle_forecast(merchant=merchant),
+            "stores": selectors.cross_store_comparison(merchant=merchant),
             "experiments": [
                 {"experiment": e, "results": services.rfm_experiment_results(merchant=merchant, experiment=e)}
                 for e in selectors.rfm_experiment_list(merchant=merchant, limit=5)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("rfm/transitions", views.RfmTransitionsApi.as_view(), name="transitions"),
     path("rfm/model", views.ChurnModelApi.as_view(), name="model"),
     path("rfm/settings", views.RfmSettingsApi.as_view(), name="settings"),
+    path("rfm/stores", views.RfmStoreComparisonApi.as_view(), name="stores"),
     path("rfm/experiments", views.RfmExperimentListApi.as_view(), name="experiments"),
     path("rfm/experiments/<str:experiment_id>/stop", views.RfmExperimentStopApi.as_view(), name="experiment-stop"),
 ]

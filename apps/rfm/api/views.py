@@ -290,3 +290,13 @@ class RfmSettingsApi(MerchantApiView):
         data.pop("locale", None)
         row = services.rfm_settings_update(merchant=request.merchant, actor=request.staff, **data)
         return self.ok(settings=self._body(row))
+
+
+class RfmStoreComparisonApi(MerchantApiView):
+    """Segment distribution per store of the caller's store group (counts only)."""
+
+    required_scope = SCOPE
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return self.ok(stores=selectors.cross_store_comparison(merchant=request.merchant))
