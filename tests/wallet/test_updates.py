@@ -40,7 +40,7 @@ def apple_auth(wallet_pass) -> dict:
     return {"HTTP_AUTHORIZATION": f"ApplePass {wallet_pass.authentication_token}"}
 
 
-def register(api, wallet_pass, *, device=DEVICE, token="push-token-1", auth=None):
+def register(api, wallet_pass, *, device=DEVICE, token="push-token-1", auth=None):  # noqa: S107
     return api.post(
         passkit(f"devices/{device}/registrations/{PASS_TYPE_ID}/{wallet_pass.pk}"),
         {"pushToken": token},
