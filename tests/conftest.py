@@ -27,10 +27,10 @@ def _clean_redis():
 
 @pytest.fixture(autouse=True)
 def _fresh_webhook_shop_cache():
-    """The webhook view keeps shop → merchant id per process; tests recreate shops with new ids."""
-    from apps.shopify.webhooks.views import merchant_ids
+    """Shop → merchant is kept per process (apps/shopify/shops.py); tests recreate shops."""
+    from apps.shopify.shops import shops
 
-    merchant_ids.entries.clear()
+    shops.clear()
     yield
 
 

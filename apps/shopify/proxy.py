@@ -40,9 +40,9 @@ from apps.core.rbac import ShopperPrincipal
 from apps.core.services import customer_get_or_create_by_shopify_id
 from apps.core.tenancy import merchant_scope
 
-from . import selectors
 from .auth import SHOP_HOST
 from .ratelimit import Counter, Rate, client_fingerprint, rate_limit_hit
+from .shops import shops
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ class AppProxyAuthentication(BaseAuthentication):
 
     def authenticate(self, request):
         shop, shopify_customer_id = verify_proxy_request(request)
-        merchant = selectors.merchant_get_installed(shop_domain=shop)
-        if merchant is None:
+        merchant = shops.merchant(shop)
+        if merchant is None or not merchant.is_installed:
             raise errors.NotFound()
         customer = None
         if shopify_customer_id is not None:

@@ -11,9 +11,9 @@ from apps.core.models import AuditLog, Customer, Order, PointsTransaction
 from apps.core.redis import get_redis
 from apps.core.services import ledger_balance
 from apps.shopify.models import WebhookDelivery
+from apps.shopify.shops import shops
 from apps.shopify.webhooks.inbox import webhook_delivery_process, webhook_inbox_drain
 from apps.shopify.webhooks.tasks import DRAIN_FLAG_SECONDS, inbox_drain_request, webhook_inbox_drain_task
-from apps.shopify.webhooks.views import merchant_ids
 from tests.factories import MerchantFactory
 from tests.shopify.webhook_support import BASE_TIME, order_payload, post_webhook, refund_payload
 
@@ -211,7 +211,7 @@ def test_a_shop_erased_after_its_id_was_cached_gets_404_and_nothing_is_stored():
     # A body that is stored but never processed (nothing else comes to reference the shop).
     first = post_webhook(client, shop=merchant.shop_domain, topic="orders/paid", payload=b"[1]", webhook_id="a")
     assert first.status_code == 400
-    assert merchant_ids.get(merchant.shop_domain) == merchant.pk  # cached
+    assert shops.merchant(merchant.shop_domain).pk == merchant.pk  # cached
     merchant.delete()
 
     again = post_webhook(

@@ -12,7 +12,7 @@ Order of checks (RELIABILITY A1, A2, A3, E5, E6):
    the broker being down does not fail the request: the row is safe and the beat sweep queues
    it. The database being down does: 503, Shopify retries.
 
-The shop → merchant id lookup is kept per process for a minute (a shop erased meanwhile makes
+The shop → merchant lookup is kept per process for 30 s (`..shops`; a shop erased meanwhile makes
 the insert fail its foreign key: 404, and the entry is dropped).
 """
 
@@ -20,7 +20,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import time
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError
@@ -28,9 +27,8 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from shopify_app import verify_webhook_req
 
-from apps.core.models import Merchant
-
 from ..auth import SHOP_HOST
+from ..shops import shops
 from .inbox import DeliveryHeaders, parse_triggered_at, webhook_delivery_receive
 from .tasks import inbox_drain_request
 
@@ -91,32 +89,6 @@ def _hmac_valid(request, raw_body: bytes) -> bool:
     return result.ok
 
 
-class _MerchantIds:
-    """shop domain → merchant id, kept `ttl` seconds in this process (unknown shops are not kept)."""
-
-    def __init__(self, ttl: float = 60.0):
-        self.ttl = ttl
-        self.entries: dict[str, tuple[str, float]] = {}
-
-    def get(self, shop_domain: str) -> str | None:
-        cached = self.entries.get(shop_domain)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        merchant_id = Merchant.objects.filter(shop_domain=shop_domain).values_list("pk", flat=True).first()
-        if merchant_id is not None:
-            if len(self.entries) > 10_000:
-                self.entries.clear()
-            self.entries[shop_domain] = (merchant_id, now + self.ttl)
-        return merchant_id
-
-    def forget(self, shop_domain: str) -> None:
-        self.entries.pop(shop_domain, None)
-
-
-merchant_ids = _MerchantIds()
-
-
 def _plain(status: int, text: str = "") -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
 
@@ -137,9 +109,10 @@ def webhook_receive(request):
     if not topic:
         return _plain(400)
     try:
-        merchant_id = merchant_ids.get(shop_domain) if SHOP_HOST.match(shop_domain) else None
-        if merchant_id is None:
+        merchant = shops.merchant(shop_domain) if SHOP_HOST.match(shop_domain) else None
+        if merchant is None:
             return _plain(404)
+        merchant_id = merchant.pk
         received = webhook_delivery_receive(
             merchant_id=merchant_id,
             headers=DeliveryHeaders(
@@ -153,7 +126,7 @@ def webhook_receive(request):
         )
     except IntegrityError:
         # The merchant row is gone (shop/redact) since this process looked it up.
-        merchant_ids.forget(shop_domain)
+        shops.forget(shop_domain)
         return _plain(404)
     except DatabaseError as exc:
         # Never 200-and-drop: Shopify retries a 5xx for up to 48 hours (E6).
