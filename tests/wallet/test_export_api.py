@@ -213,3 +213,20 @@ def test_staff_without_the_points_scope_is_denied_and_nothing_changes(api, merch
     assert response.status_code == 403
     assert not WalletExport.objects.exists() and not WalletPass.objects.exists()
     assert not AuditLog.objects.filter(action__startswith="wallet").exists()
+
+
+@pytest.mark.django_db
+def test_wallet_exports_is_hash_partitioned_by_merchant_on_postgresql(merchant, other_merchant):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_partkeydef('wallet_exports'::regclass), "
+            "(SELECT count(*) FROM pg_inherits WHERE inhparent = 'wallet_exports'::regclass)"
+        )
+        key, partitions = cursor.fetchone()
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'wallet_exports'")
+        indexes = {row[0] for row in cursor.fetchall()}
+
+    assert key == "HASH (merchant_id)" and partitions == 16
+    assert "idx_wallet_exports_customer_id" in indexes
