@@ -29,6 +29,7 @@ from apps.core.tracking import track_on_commit
 
 from .experiments import nudge_experiment_customers
 from .models import ChurnModel, ChurnNudge, RfmExperiment, RfmSettings
+from .remote import RemoteModelError, remote_enabled, remote_scores
 from .scoring import _ts
 from .selectors import churn_model_active, rfm_settings_get
 
@@ -355,6 +356,12 @@ def churn_forecast(
         merchant_id=merchant.pk, cutoff=now, horizon_days=horizon, label_until=None, customer_ids=customer_ids
     )
     scores = predict(model.parameters, features, horizon) if features.customer_ids else np.zeros(0)
+    source = model.algorithm
+    if remote_enabled() and features.customer_ids:
+        try:
+            scores, source = remote_scores(features.matrix, features=FEATURES, horizon_days=horizon), "remote"
+        except RemoteModelError as exc:
+            logger.warning("remote churn model not used, the shop's own model scored instead: %s", exc)
     current = _current_rows(merchant, customer_ids, now, horizon)
     forecasts, changed, moved = [], [], set()
     for cid, raw in zip(features.customer_ids, scores.tolist(), strict=True):
@@ -379,6 +386,7 @@ def churn_forecast(
         metadata={
             "customers": len(forecasts),
             "algorithm": model.algorithm,
+            "scored_by": source,
             "auc": model.auc,
             "accuracy": model.accuracy,
             "baseline_accuracy": model.baseline_accuracy,

@@ -367,6 +367,14 @@ RFM_MLP_HIDDEN_UNITS = int(env("RFM_MLP_HIDDEN_UNITS", "16"))
 RFM_MLP_MAX_ITER = int(env("RFM_MLP_MAX_ITER", "60"))
 RFM_NUDGES_MAX_PER_RUN = int(env("RFM_NUDGES_MAX_PER_RUN", "1000"))
 RFM_FORECAST_MAX_CUSTOMERS = int(env("RFM_FORECAST_MAX_CUSTOMERS", "1000"))
+# The seeds' remote model (xAI, OpenAI-compatible chat completions): off unless enabled with a key.
+RFM_XAI_ENABLED = env_bool("RFM_XAI_ENABLED", False)
+RFM_XAI_API_KEY = env("RFM_XAI_API_KEY", "")
+RFM_XAI_BASE_URL = env("RFM_XAI_BASE_URL", "https://api.x.ai/v1")
+RFM_XAI_MODEL = env("RFM_XAI_MODEL", "grok-3-mini")
+RFM_XAI_BATCH_SIZE = int(env("RFM_XAI_BATCH_SIZE", "200"))
+RFM_XAI_CONNECT_TIMEOUT_SECONDS = float(env("RFM_XAI_CONNECT_TIMEOUT_SECONDS", "3"))
+RFM_XAI_READ_TIMEOUT_SECONDS = float(env("RFM_XAI_READ_TIMEOUT_SECONDS", "30"))
 CELERY_BEAT_SCHEDULE["rfm-nightly"] = {
     "task": "apps.rfm.tasks.rfm_nightly_all_task",
     "schedule": crontab(hour=RFM_NIGHTLY_HOUR, minute=15),
