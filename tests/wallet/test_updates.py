@@ -113,7 +113,7 @@ def test_log_endpoint_stores_device_messages(api, db):
 
 @pytest.mark.django_db
 def test_ledger_change_marks_passes_and_pushes_over_http2(
-    api, merchant, other_merchant, shopper, fake_apns, django_capture_on_commit_callbacks
+    api, merchant, other_merchant, shopper, fake_apns, django_capture_on_commit_callbacks, caplog
 ):
     wallet_pass = export_pass(api)
     register(api, wallet_pass, token="aa11")
@@ -135,6 +135,7 @@ def test_ledger_change_marks_passes_and_pushes_over_http2(
 
     assert result == {"pushed": 1, "retry": 0}
     assert sorted(push.device_token for push in fake_apns.pushes) == ["aa11", "bb22"]
+    assert "/3/device/[redacted]" in caplog.text and "aa11" not in caplog.text  # no tokens in logs
     push = fake_apns.pushes[0]
     assert push.headers["apns-topic"] == PASS_TYPE_ID
     assert push.body == b"{}"

@@ -6,6 +6,8 @@ The topic is the Pass Type ID. A base URL of `http://` speaks HTTP/2 without TLS
 knowledge), which is what the local fake in the tests serves.
 """
 
+import logging
+import re
 import threading
 import time
 
@@ -20,6 +22,24 @@ from . import WalletProviderError, retry_after_seconds
 TOKEN_LIFETIME_SECONDS = 40 * 60
 # Device tokens APNs no longer accepts: drop the registration, never retry.
 GONE_REASONS = frozenset({"BadDeviceToken", "Unregistered", "DeviceTokenNotForTopic"})
+
+
+_DEVICE_PATH = re.compile(r"/3/device/[^\s\"'?]+")
+
+
+class _RedactDeviceTokens(logging.Filter):
+    """httpx logs every request URL at INFO; a device token is personal data (D7): redact it."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple) and any("/3/device/" in str(arg) for arg in record.args):
+            record.args = tuple(
+                _DEVICE_PATH.sub("/3/device/[redacted]", str(arg)) if "/3/device/" in str(arg) else arg
+                for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactDeviceTokens())
 
 
 class ApnsDeviceGone(WalletProviderError):
