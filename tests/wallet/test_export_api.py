@@ -230,3 +230,13 @@ def test_wallet_exports_is_hash_partitioned_by_merchant_on_postgresql(merchant, 
 
     assert key == "HASH (merchant_id)" and partitions == 16
     assert "idx_wallet_exports_customer_id" in indexes
+
+
+@pytest.mark.django_db
+def test_shopper_exports_are_rate_limited_per_shopper(api, merchant, other_merchant, shopper, apple_wallet, settings):
+    settings.PROXY_RATE_LIMITS = {**settings.PROXY_RATE_LIMITS, "wallet": "2/60"}
+
+    statuses = [shopper_export(api, {"wallet_type": "apple"}).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+    assert WalletExport.objects.count() == 2
