@@ -24,8 +24,8 @@ from apps.core.models import Customer
 from apps.core.tracking import track_on_commit
 
 from .models import ROLLUP, ChurnNudge, RfmExperiment, SegmentGroup
-from .presets import preset_thresholds
-from .scoring import _SEGMENT_CASE, _scored_select, _ts
+from .presets import industry_of, preset_thresholds
+from .scoring import _ts, segmented_query
 from .selectors import rfm_benchmark_active, rfm_settings_get
 from .thresholds import thresholds_parse
 
@@ -57,7 +57,7 @@ def rfm_experiment_start(
     ):
         raise ExperimentAlreadyRunning()
     active = rfm_benchmark_active(merchant=merchant)
-    thresholds_a = active.thresholds if active else preset_thresholds(_industry(merchant))
+    thresholds_a = active.thresholds if active else preset_thresholds(industry_of(merchant))
     experiment = RfmExperiment.objects.create(
         merchant=merchant,
         name=name,
@@ -86,30 +86,13 @@ def rfm_experiment_stop(*, merchant, experiment: RfmExperiment, actor=None) -> R
     return experiment
 
 
-def _industry(merchant) -> str:
-    from .presets import INDUSTRIES
-
-    return merchant.industry if merchant.industry in INDUSTRIES else "other"
-
-
 def at_risk_under(*, merchant, thresholds: dict, now: datetime, horizon_days: int) -> list[str]:
     """Customer ids the thresholds put in the At-Risk group (set-based, nothing written)."""
-    scored = _scored_select(
-        merchant_id=merchant.pk,
-        thresholds=thresholds,
-        now=now,
-        horizon_days=horizon_days,
-        since=None,
-        quintiles=thresholds.get("method") == "quintiles",
-    )
+    query = segmented_query(merchant_id=merchant.pk, thresholds=thresholds, now=now, horizon_days=horizon_days)
     marks = ", ".join(["%s"] * len(AT_RISK_SEGMENTS))
-    sql = f"""
-        SELECT id FROM (
-            SELECT s.id, {_SEGMENT_CASE} AS segment
-            FROM (SELECT b.*, (b.f + b.m + 1) / 2 AS fm FROM ({scored.sql}) b) s
-        ) t WHERE segment IN ({marks}) ORDER BY id"""  # noqa: S608  (fixed SQL fragments; values are parameters)
+    sql = f"SELECT id FROM ({query.sql}) t WHERE segment IN ({marks}) ORDER BY id"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*scored.params, *AT_RISK_SEGMENTS])
+        cursor.execute(sql, [*query.params, *AT_RISK_SEGMENTS])
         return [row[0] for row in cursor.fetchall()]
 
 

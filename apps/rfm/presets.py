@@ -57,3 +57,8 @@ INDUSTRY_CHOICES = tuple((slug, entry[0]) for slug, entry in _PRESETS.items())
 def preset_id(industry: str) -> str:
     """Stable primary key of a preset row, so references survive re-seeding."""
     return f"bm_preset_{industry}"
+
+
+def industry_of(merchant) -> str:
+    """The preset a merchant starts from: its own industry, or general retail."""
+    return merchant.industry if merchant.industry in _PRESETS else DEFAULT_INDUSTRY

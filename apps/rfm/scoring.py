@@ -222,8 +222,8 @@ def quintile_bars(*, merchant_id: str, now: datetime, base: dict) -> dict:
     return bars
 
 
-def preview_counts(*, merchant_id: str, thresholds: dict, now: datetime, horizon_days: int) -> dict[str, int]:
-    """Customers per standard segment under `thresholds`, computed without writing anything."""
+def segmented_query(*, merchant_id: str, thresholds: dict, now: datetime, horizon_days: int) -> ScoreQuery:
+    """SELECT id, r, f, m, stage, fm, segment of every scorable customer under `thresholds`."""
     scored = _scored_select(
         merchant_id=merchant_id,
         thresholds=thresholds,
@@ -232,10 +232,14 @@ def preview_counts(*, merchant_id: str, thresholds: dict, now: datetime, horizon
         since=None,
         quintiles=thresholds.get("method") == "quintiles",
     )
-    sql = f"""
-        SELECT segment, COUNT(*) FROM (
-            SELECT {_SEGMENT_CASE} AS segment FROM (SELECT b.*, (b.f + b.m + 1) / 2 AS fm FROM ({scored.sql}) b) s
-        ) t GROUP BY segment"""  # noqa: S608  (fixed SQL fragments; values are parameters)
+    sql = f"""SELECT s.*, {_SEGMENT_CASE} AS segment
+        FROM (SELECT b.*, (b.f + b.m + 1) / 2 AS fm FROM ({scored.sql}) b) s"""  # noqa: S608  (fixed SQL fragments; values are parameters)
+    return ScoreQuery(sql, scored.params)
+
+
+def preview_counts(*, merchant_id: str, thresholds: dict, now: datetime, horizon_days: int) -> dict[str, int]:
+    """Customers per standard segment under `thresholds`, computed without writing anything."""
+    query = segmented_query(merchant_id=merchant_id, thresholds=thresholds, now=now, horizon_days=horizon_days)
     with connection.cursor() as cursor:
-        cursor.execute(sql, scored.params)
+        cursor.execute(f"SELECT segment, COUNT(*) FROM ({query.sql}) t GROUP BY segment", query.params)  # noqa: S608
         return dict(cursor.fetchall())

@@ -25,7 +25,7 @@ from .experiments import (
     rfm_experiment_stop,
 )
 from .models import ROLLUP, RfmBenchmark, RfmRun, RfmSettings
-from .presets import INDUSTRIES, INDUSTRY_CHOICES, preset_thresholds
+from .presets import INDUSTRIES, INDUSTRY_CHOICES, industry_of, preset_thresholds
 from .selectors import rfm_benchmark_active, rfm_settings_get
 from .thresholds import InvalidThresholds, thresholds_display, thresholds_parse
 
@@ -125,17 +125,13 @@ def rfm_benchmark_state(benchmark: RfmBenchmark) -> dict:
 
 
 def _effective_thresholds(merchant, benchmark: RfmBenchmark | None, now: datetime, *, full: bool) -> dict:
-    thresholds = benchmark.thresholds if benchmark is not None else preset_thresholds(_industry_of(merchant))
+    thresholds = benchmark.thresholds if benchmark is not None else preset_thresholds(industry_of(merchant))
     if thresholds.get("method") != "quintiles":
         return thresholds
     if full:
         return scoring.quintile_bars(merchant_id=merchant.pk, now=now, base=thresholds)
     last_full = RfmRun.objects.filter(merchant=merchant, kind=RfmRun.Kind.FULL).order_by("-started_at").first()
     return last_full.effective_thresholds if last_full and last_full.effective_thresholds else thresholds
-
-
-def _industry_of(merchant) -> str:
-    return merchant.industry if merchant.industry in INDUSTRIES else "other"
 
 
 @transaction.atomic
