@@ -165,7 +165,7 @@ def at_risk_customers(*, merchant, threshold: float | None = None, limit: int = 
 
 def industry_position(*, merchant) -> list[dict]:
     """The merchant's level-5 bars next to its industry preset's (where it sits)."""
-    from .thresholds import thresholds_display
+    from .thresholds import DIMENSION_LABELS, thresholds_display
 
     active = rfm_benchmark_active(merchant=merchant)
     industry = active.industry if active else merchant.industry
@@ -173,7 +173,12 @@ def industry_position(*, merchant) -> list[dict]:
     mine = thresholds_display(active.thresholds if active else preset.thresholds)
     theirs = thresholds_display(preset.thresholds)
     return [
-        {"dimension": dimension, "merchant": mine[dimension]["5"], "industry": theirs[dimension]["5"]}
+        {
+            "dimension": dimension,
+            "label": DIMENSION_LABELS[dimension],
+            "merchant": mine[dimension]["5"],
+            "industry": theirs[dimension]["5"],
+        }
         for dimension in ("recency", "frequency", "monetary")
     ]
 

@@ -25,6 +25,11 @@ from apps.core.errors import ValidationFailed
 from .presets import DEFAULT_WEIGHTS, LEVELS
 
 DIMENSIONS = ("recency", "frequency", "monetary")
+DIMENSION_LABELS = {
+    "recency": _("Recency (days since the last order)"),
+    "frequency": _("Frequency (orders)"),
+    "monetary": _("Monetary (net spend)"),
+}
 METHODS = ("thresholds", "quintiles")
 KNOWN_KEYS = frozenset({*DIMENSIONS, "method", "weights"})
 

@@ -11,8 +11,9 @@ from apps.core.tenancy import merchant_scope
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
 from . import scoring, selectors, services
+from .models import Segment
 from .presets import INDUSTRIES, INDUSTRY_CHOICES, LEVELS, preset_thresholds
-from .thresholds import DIMENSIONS, thresholds_display, thresholds_parse
+from .thresholds import DIMENSION_LABELS, DIMENSIONS, thresholds_display, thresholds_parse
 
 SCOPE = "admin:analytics"
 
@@ -57,6 +58,7 @@ def _wizard(request, merchant, active) -> dict:
     rows = [
         {
             "dimension": dimension,
+            "label": DIMENSION_LABELS[dimension],
             "levels": [
                 {
                     "level": level,
@@ -110,6 +112,7 @@ def rfm_page(request, session):
                 for e in selectors.rfm_experiment_list(merchant=merchant, limit=5)
             ],
             "at_risk": selectors.at_risk_customers(merchant=merchant, limit=25),
+            "segment_labels": {s.value: s.label for s in Segment},
             "settings": selectors.rfm_settings_get(merchant=merchant),
             "transitions": transitions,
             "transition_runs": (older, newer),
