@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.audit import audit_record
-from apps.core.models import Customer
+from apps.core.models import Customer, Merchant
 from apps.core.streams import stream_append_on_commit
 from apps.core.tracking import track_on_commit
 
@@ -57,8 +57,9 @@ def rfm_thresholds_update(*, merchant, actor=None, industry: str, thresholds: di
     queue the shop metafield write and a rescoring run."""
     industry = industry_normalize(industry)
     parsed = thresholds_parse(thresholds, base=_base_thresholds(merchant, industry))
-    # Serialise concurrent updates of one merchant: lock its versions.
-    versions = RfmBenchmark.objects.select_for_update().filter(merchant=merchant)
+    # Serialise concurrent updates of one merchant on its row, so versions never collide.
+    Merchant.objects.select_for_update().filter(pk=merchant.pk).first()
+    versions = RfmBenchmark.objects.filter(merchant=merchant)
     latest = versions.aggregate(latest=Max("version"))["latest"] or 0
     versions.filter(is_active=True).update(is_active=False)
     benchmark = RfmBenchmark.objects.create(

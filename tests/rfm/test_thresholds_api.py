@@ -163,3 +163,28 @@ def test_settings_are_changed_audited_and_kept_per_shop(api, analyst, support, o
     assert (row.horizon_days, row.algorithm) == (60, "mlp")
     assert theirs["horizon_days"] == 90
     assert AuditLog.objects.filter(merchant=analyst.merchant, action="rfm_settings_updated").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_updates_get_consecutive_versions_and_one_active(merchant):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from apps.core.tenancy import merchant_scope
+    from apps.rfm import services
+
+    def update(days):
+        try:
+            with merchant_scope(merchant):
+                return services.rfm_thresholds_update(
+                    merchant=merchant, industry="pet_store", thresholds={"recency": f"<={days}"}
+                ).version
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        versions = sorted(pool.map(update, range(1, 13)))
+
+    assert versions == list(range(1, 13))
+    assert RfmBenchmark.objects.filter(merchant=merchant, is_active=True).count() == 1
