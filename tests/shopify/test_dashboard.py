@@ -237,9 +237,9 @@ def test_shopify_app_bridge_polaris_and_own_css_are_loaded(client, shop):
 def test_unbuilt_feature_pages_are_listed_not_linked(client, shop):
     page = open_dashboard(client, "alpha-pets.myshopify.com").content.decode()
 
-    assert "RFM analytics (coming in a later release)" in page
+    assert "Multi-store sync (coming in a later release)" in page
     assert "Wallet passes (coming in a later release)" in page
-    assert 'href="/app/rfm/' not in page
+    assert 'href="/app/multi-store/' not in page
 
 
 def test_post_is_not_allowed(client, shop):
