@@ -15,6 +15,7 @@ from apps.merchant_referrals.tasks import merchant_referral_reward_apply_task
 from apps.notifications.models import Notification, NotificationSettings
 from apps.shopify.graphql import ShopifyError
 from apps.shopify.models import ShopifyInstallation
+from tests.conftest import wait_for
 from tests.fakes.shopify_ops_billing import PARTNERS
 from tests.shopify_helpers import shopify_connect
 
@@ -143,3 +144,19 @@ def test_completion_reaches_slack_only_when_the_merchant_has_it(link, referred, 
 def test_no_slack_without_configuration(completed, advocate):
     assert not Notification.objects.filter(merchant=advocate, type="referral_completed").exists()
     assert Notification.objects.filter(merchant=advocate, type="merchant_referral_status").count() == 2
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_applies_the_reward_after_completion_once(
+    link, referred, advocate, partner_billing, celery_worker_process
+):
+    shopify_connect(partner_billing, advocate)
+    referral = merchant_referral_attribute(referred=referred, code=link.code)
+
+    merchant_referral_complete(referral=referral)  # commits: the apply task goes to the worker
+    merchant_referral_complete(referral=referral)  # again: nothing new is queued
+
+    wait_for(lambda: MerchantReferralReward.objects.get(referral_id=referral.pk).status == RewardStatus.APPLIED)
+    assert len(credits(partner_billing, advocate)) == 1
+    assert not credits(partner_billing, referred)
