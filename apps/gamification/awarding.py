@@ -6,8 +6,8 @@ statements per batch, never per order:
 
 - orders: 1 settings read, 1 locked read + 1 insert + 1 update of streaks, 1 read of active
   badges, 1 read of customers, 1 read of held achievements, 1 INSERT … ON CONFLICT DO NOTHING
-  RETURNING of new achievements, 1 insert of audit rows; then per new award or streak step the
-  notification outbox row (`notify`, 2 statements) — only for what actually changed.
+  RETURNING of new achievements, 1 insert of audit rows, 1 insert of notification outbox rows
+  (`notify_many`) — the last three only for what actually changed.
 - ledger entries: 1 read of memberships, 1 upsert of team scores (score = score + delta), and
   for referral badges 1 aggregate + the award insert.
 
@@ -32,11 +32,14 @@ from django.utils import timezone
 
 from apps.core.audit import audit_entry
 from apps.core.ids import new_id
+from apps.core.locales import normalize_locale
 from apps.core.models import AuditLog, Customer, ReferralLink, TransactionKind
 from apps.core.streams import stream_append_many_on_commit
 from apps.core.tenancy import merchant_scope
 from apps.core.tracking import track_on_commit
-from apps.notifications.services import notify
+from apps.notifications.catalogue import TYPES
+from apps.notifications.models import CHANNEL_PROVIDER, Notification
+from apps.notifications.queueing import relay_kick
 from apps.shopify.flow import flow_trigger_fire_task
 
 from . import rules
@@ -79,6 +82,39 @@ def _flow_triggers_on_commit(merchant, triggers: list[tuple[str, dict]]) -> None
 def _shopify_customer_reference(customer) -> int | str:
     value = customer.shopify_customer_id
     return int(value) if value and value.isdigit() else value
+
+
+# --- notifications, one insert per batch -------------------------------------------------------
+
+
+def notify_many(*, merchant, type: str, items: list[tuple[Customer, str, dict]]) -> None:
+    """`apps.notifications.services.notify` for many customers at once: the same outbox rows (one
+    per channel of the type, keyed `<idempotency key>:<channel>`, in the customer's locale), in
+    the caller's transaction, with one INSERT … ON CONFLICT DO NOTHING and one relay kick after
+    commit. `notify` costs two statements and a broker publish per recipient, which a burst of
+    200 orders (a badge or a streak step for most of them) cannot afford; tests compare both."""
+    if not items:
+        return
+    notification_type = TYPES[type]
+    now = timezone.now()
+    rows = [
+        Notification(
+            merchant=merchant,
+            customer=customer,
+            staff=None,
+            channel=channel,
+            provider=CHANNEL_PROVIDER[channel],
+            type=type,
+            locale=normalize_locale(customer.locale) or merchant.primary_locale or "en",
+            context={**context, "shop_name": context.get("shop_name", merchant.name)},
+            idempotency_key=f"{idempotency_key}:{channel}"[:255],
+            next_attempt_at=now,
+        )
+        for customer, idempotency_key, context in items
+        for channel in notification_type.channels
+    ]
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    transaction.on_commit(relay_kick)
 
 
 # --- awards -----------------------------------------------------------------------------------
@@ -159,7 +195,7 @@ def awards_apply(
         )
     inserted = _insert_returning(wanted)
     created = []
-    audits, streams, triggers = [], [], []
+    audits, streams, triggers, notices = [], [], [], []
     for row in wanted:
         if row["id"] not in inserted:
             continue  # a concurrent transaction awarded it first
@@ -203,15 +239,8 @@ def awards_apply(
             distinct_id=customer.pk,
             properties={"badge_id": badge.pk, "rule": badge.rule.get("type"), "source": source},
         )
-        locale = customer.locale or merchant.primary_locale or "en"
-        notify(
-            merchant=merchant,
-            type="badge_earned",
-            idempotency_key=f"badge:{badge.pk}:{customer.pk}",
-            customer=customer,
-            locale=locale,
-            context={"badge": rules.badge_name(badge.name, locale)},
-        )
+        locale = normalize_locale(customer.locale) or merchant.primary_locale or "en"
+        notices.append((customer, f"badge:{badge.pk}:{customer.pk}", {"badge": rules.badge_name(badge.name, locale)}))
         triggers.append(
             (
                 TRIGGER_BADGE_AWARDED,
@@ -225,6 +254,7 @@ def awards_apply(
         )
     if audits:
         AuditLog.objects.bulk_create(audits)
+    notify_many(merchant=merchant, type="badge_earned", items=notices)
     stream_append_many_on_commit(merchant_id=merchant.pk, entries=streams)
     _flow_triggers_on_commit(merchant, triggers)
     return created
@@ -293,7 +323,7 @@ def streaks_advance(
 
 
 def _streak_effects(*, merchant, settings, grown: list[Streak], customers: dict[str, Customer], source: str) -> None:
-    audits, streams, triggers = [], [], []
+    audits, streams, triggers, notices = [], [], [], []
     for streak in grown:
         customer = customers.get(streak.customer_id)
         metadata = {
@@ -325,12 +355,12 @@ def _streak_effects(*, merchant, settings, grown: list[Streak], customers: dict[
         if customer is None:
             continue
         if streak.current_count >= max(settings.streak_notify_min, 1):
-            notify(
-                merchant=merchant,
-                type="streak_earned",
-                idempotency_key=f"streak:{streak.customer_id}:{streak.last_period_date.isoformat()}",
-                customer=customer,
-                context={"streak_count": streak.current_count},
+            notices.append(
+                (
+                    customer,
+                    f"streak:{streak.customer_id}:{streak.last_period_date.isoformat()}",
+                    {"streak_count": streak.current_count},
+                )
             )
         triggers.append(
             (
@@ -344,6 +374,7 @@ def _streak_effects(*, merchant, settings, grown: list[Streak], customers: dict[
         )
     if audits:
         AuditLog.objects.bulk_create(audits)
+    notify_many(merchant=merchant, type="streak_earned", items=notices)
     stream_append_many_on_commit(merchant_id=merchant.pk, entries=streams)
     _flow_triggers_on_commit(merchant, triggers)
 

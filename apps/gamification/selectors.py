@@ -125,11 +125,19 @@ def team_list(*, merchant, cycle: str | None = None, locale: str = "en") -> list
     ]
 
 
+# Team names never change once a team is created (no API edits them; admin shows them read-only),
+# so a process-wide cache keeps ranking reads to one Redis round trip. Bounded; cleared when full.
+_TEAM_NAMES: dict[str, dict] = {}
+TEAM_NAMES_CACHE_SIZE = 100_000
+
+
 def _names(*, merchant, team_ids, locale: str) -> dict[str, str]:
-    return {
-        pk: rules.badge_name(name, locale)
-        for pk, name in Team.objects.filter(merchant=merchant, pk__in=list(team_ids)).values_list("pk", "name")
-    }
+    missing = [team_id for team_id in team_ids if team_id not in _TEAM_NAMES]
+    if missing:
+        if len(_TEAM_NAMES) + len(missing) > TEAM_NAMES_CACHE_SIZE:
+            _TEAM_NAMES.clear()
+        _TEAM_NAMES.update(Team.objects.filter(merchant=merchant, pk__in=missing).values_list("pk", "name"))
+    return {team_id: rules.badge_name(_TEAM_NAMES[team_id], locale) for team_id in team_ids if team_id in _TEAM_NAMES}
 
 
 def team_ranking(*, merchant, cycle: str, limit: int = 10, locale: str = "en") -> list[dict]:
@@ -143,19 +151,20 @@ def team_ranking(*, merchant, cycle: str, limit: int = 10, locale: str = "en") -
 
 
 def team_rank_for_customer(*, merchant, customer, cycle: str, locale: str = "en") -> dict | None:
-    """The customer's team in the cycle with its rank and score, or None outside any team."""
-    team_id = (
+    """The customer's team in the cycle with its rank and score, or None outside any team
+    (one indexed read of the membership with its team's names, one Redis round trip)."""
+    found = (
         TeamMembership.objects.filter(merchant=merchant, customer=customer, cycle=cycle)
-        .values_list("team_id", flat=True)
+        .values_list("team_id", "team__name")
         .first()
     )
-    if team_id is None:
+    if found is None:
         return None
+    team_id, name = found
     placed = leaderboard_rank(merchant_id=merchant.pk, cycle=cycle, team_id=team_id)
-    names = _names(merchant=merchant, team_ids=[team_id], locale=locale)
     return {
         "team_id": team_id,
-        "name": names.get(team_id, team_id),
+        "name": rules.badge_name(name, locale),
         "rank": placed[0] if placed else None,
         "score": placed[1] if placed else 0,
     }
