@@ -5,10 +5,15 @@ import base64
 import hashlib
 import hmac
 import json
+import tomllib
+from pathlib import Path
 
 from django.conf import settings
 
 from apps.core.models import AuditLog
+from apps.core.tenancy import merchant_scope
+from apps.gamification import services
+from apps.gamification.flow import ACTION_AWARD_BADGE, AwardBadgeInput
 from apps.gamification.models import Achievement
 from tests.factories import CustomerFactory
 from tests.shopify_helpers import session_token
@@ -103,3 +108,25 @@ def test_the_nav_links_the_page_and_staff_without_the_scope_get_403(client, gami
     dashboard = client.get("/app/", {"id_token": session_token(gamifier.merchant.shop_domain)}).content.decode()
     assert "/app/gamification/" in dashboard
     assert _open(client, support).status_code == 403
+
+
+def test_the_flow_extensions_declare_the_handles_and_payload_keys_the_code_sends(
+    merchant, django_capture_on_commit_callbacks
+):
+    root = Path(settings.BASE_DIR) / "extensions"
+    make_badge(merchant, {"type": "first_purchase"})
+    make_badge(merchant, {"type": "streak", "length": 1})
+    customer = CustomerFactory(merchant=merchant, shopify_customer_id="4242")
+    with django_capture_on_commit_callbacks(execute=True), merchant_scope(merchant):
+        services.streak_record(merchant=merchant, customer_id=customer.pk, action_type="purchase", locale="en")
+
+    sent = {handle: set(payload) for handle, payload in flow_triggers()}
+    assert set(sent) == {"loyalnest-badge-awarded", "loyalnest-streak-reached"}
+    for handle, keys in sent.items():
+        declared = tomllib.loads((root / handle / "shopify.extension.toml").read_text())
+        assert declared["extensions"][0]["handle"] == handle
+        fields = {field.get("key", "customer_id") for field in declared["settings"]["fields"]}
+        assert fields == keys
+    action = tomllib.loads((root / ACTION_AWARD_BADGE / "shopify.extension.toml").read_text())
+    assert action["extensions"][0]["runtime_url"].endswith(f"/shopify/flow/actions/{ACTION_AWARD_BADGE}")
+    assert {field.get("key", "customer_id") for field in action["settings"]["fields"]} == set(AwardBadgeInput().fields)
