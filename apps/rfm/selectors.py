@@ -16,7 +16,7 @@ from .models import (
     Segment,
     SegmentGroup,
 )
-from .presets import INDUSTRY_CHOICES, preset_id
+from .presets import INDUSTRY_CHOICES, industry_of, preset_id, preset_thresholds
 
 
 def rfm_settings_get(*, merchant) -> RfmSettings:
@@ -168,10 +168,12 @@ def industry_position(*, merchant) -> list[dict]:
     from .thresholds import DIMENSION_LABELS, thresholds_display
 
     active = rfm_benchmark_active(merchant=merchant)
-    industry = active.industry if active else merchant.industry
-    preset = rfm_preset_get(industry=industry) or rfm_preset_get(industry="other")
-    mine = thresholds_display(active.thresholds if active else preset.thresholds)
-    theirs = thresholds_display(preset.thresholds)
+    industry = active.industry if active else industry_of(merchant)
+    preset = rfm_preset_get(industry=industry)
+    # The presets' source of truth is apps/rfm/presets.py; the rows are its copy for SQL readers.
+    preset_bars = preset.thresholds if preset else preset_thresholds(industry)
+    mine = thresholds_display(active.thresholds if active else preset_bars)
+    theirs = thresholds_display(preset_bars)
     return [
         {
             "dimension": dimension,
