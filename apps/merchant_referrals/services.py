@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -407,7 +407,9 @@ def qualifies(referral: MerchantReferral) -> bool:
 
 
 def merchant_referrals_advance(*, now=None, refresh_owner=None) -> dict:
-    """Beat: complete the pending referrals that qualified, expire those past the window.
+    """Beat: expire pending referrals whose store left (uninstalled, or reinstalled: the run is
+    broken and can never qualify), complete those installed for the qualifying period, and
+    expire those still undecided at the end of the window.
 
     Before completing, both owners must be known and different (`refresh_owner(merchant)` reads
     a missing one from Shopify; when Shopify cannot say, the referral waits for the next run)."""
@@ -419,28 +421,40 @@ def merchant_referrals_advance(*, now=None, refresh_owner=None) -> dict:
     window_before = now - timedelta(days=settings.MERCHANT_REFERRALS_COMPLETION_WINDOW_DAYS)
     report = {"completed": 0, "expired": 0, "waiting": 0}
     with scopes_disabled():
-        due = list(
-            MerchantReferral.objects.filter(status=ReferralStatus.PENDING, created_at__lte=qualified_before)
-            .select_related("merchant", "referred_merchant")
-            .order_by("created_at")[:1000]
+        pending = MerchantReferral.objects.filter(status=ReferralStatus.PENDING).select_related(
+            "merchant", "referred_merchant"
         )
-    for referral in due:
+        broken = list(
+            pending.filter(
+                Q(referred_merchant__is_installed=False) | Q(referred_merchant__installed_at__gt=F("created_at"))
+            )[:1000]
+        )
+        due = list(pending.filter(created_at__lte=qualified_before).order_by("created_at")[:1000])
+    for referral in broken:
         try:
-            if qualifies(referral):
-                for merchant in (referral.merchant, referral.referred_merchant):
-                    if not _owners_known(merchant.pk):
-                        refresh_owner(merchant)
-                if not _owners_known(referral.merchant_id, referral.referred_merchant_id):
-                    report["waiting"] += 1
-                elif _owners_match(referral.merchant_id, referral.referred_merchant_id):
-                    merchant_referral_expire(referral=referral, reason="same_owner", now=now)
+            merchant_referral_expire(referral=referral, reason="uninstalled", now=now)
+            report["expired"] += 1
+        except InvalidTransition:
+            continue
+    for referral in due:
+        if referral in broken:
+            continue
+        try:
+            for merchant in (referral.merchant, referral.referred_merchant):
+                if not _owners_known(merchant.pk):
+                    refresh_owner(merchant)
+            if not _owners_known(referral.merchant_id, referral.referred_merchant_id):
+                if referral.created_at <= window_before:
+                    merchant_referral_expire(referral=referral, reason="window", now=now)
                     report["expired"] += 1
                 else:
-                    merchant_referral_complete(referral=referral, now=now)
-                    report["completed"] += 1
-            elif referral.created_at <= window_before:
-                merchant_referral_expire(referral=referral, reason="window", now=now)
+                    report["waiting"] += 1
+            elif _owners_match(referral.merchant_id, referral.referred_merchant_id):
+                merchant_referral_expire(referral=referral, reason="same_owner", now=now)
                 report["expired"] += 1
+            else:
+                merchant_referral_complete(referral=referral, now=now)
+                report["completed"] += 1
         except InvalidTransition:
             continue  # changed by staff meanwhile
     return report

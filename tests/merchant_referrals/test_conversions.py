@@ -193,26 +193,24 @@ def test_the_welcome_reward_is_granted_when_configured(pending, settings):
     assert welcome.merchant_id == pending.referred_merchant_id and str(welcome.amount) == "10.00"
 
 
-def test_an_uninstalled_store_does_not_complete_and_expires_after_the_window(pending):
-    _age(pending, 31)
+def test_an_uninstall_expires_the_referral(pending):
     Merchant.objects.filter(pk=pending.referred_merchant_id).update(is_installed=False)
 
-    assert merchant_referrals_advance()["completed"] == 0
-    _age(pending, 91)
-    assert merchant_referrals_advance()["expired"] == 1
+    report = merchant_referrals_advance()
 
     pending.refresh_from_db()
-    assert pending.status == ReferralStatus.EXPIRED and pending.expired_reason == "window"
+    assert report["expired"] == 1 and (pending.status, pending.expired_reason) == ("expired", "uninstalled")
     assert not MerchantReferralReward.objects.exists()
+    assert AuditLog.objects.filter(action="merchant_referral_expired", metadata__reason="uninstalled").count() == 1
 
 
-def test_a_reinstall_restarts_nothing_it_breaks_the_run(pending):
+def test_a_reinstall_breaks_the_run(pending):
     _age(pending, 31)
     Merchant.objects.filter(pk=pending.referred_merchant_id).update(installed_at=timezone.now() - timedelta(days=2))
 
-    assert merchant_referrals_advance()["completed"] == 0
+    assert merchant_referrals_advance() == {"completed": 0, "expired": 1, "waiting": 0}
     pending.refresh_from_db()
-    assert pending.status == ReferralStatus.PENDING
+    assert pending.expired_reason == "uninstalled"
 
 
 def test_same_owner_discovered_at_completion_expires_the_referral(pending, fake_shopify, advocate, referred):
@@ -237,3 +235,9 @@ def test_completion_waits_while_shopify_cannot_say_who_owns_the_shops(pending, f
 
     pending.refresh_from_db()
     assert report["waiting"] == 1 and pending.status == ReferralStatus.PENDING
+
+    _age(pending, 91)
+    fake_shopify.fail_next(20, status=503)
+    assert merchant_referrals_advance()["expired"] == 1
+    pending.refresh_from_db()
+    assert (pending.status, pending.expired_reason) == (ReferralStatus.EXPIRED, "window")
