@@ -27,7 +27,7 @@ def test_the_page_shows_link_trend_table_and_referred_stores(client, owner, link
     html = response.content.decode()
     assert f'value="http://127.0.0.1:8000/r/{link.code}"' in html and 'id="copy-link"' in html
     assert 'data-chart="referrals"' in html and "<table>" in html
-    assert f"<th scope=\"row\">{timezone.now().date().isoformat()}</th><td>12</td><td>1</td>" in html
+    assert f'<th scope="row">{timezone.now().date().isoformat()}</th><td>12</td><td>1</td>' in html
     assert "gamma-goods.myshopify.com" in html and "Pending" in html
     assert foreign_link.code not in html and "lambda-lamps" not in html
 
@@ -55,5 +55,7 @@ def test_staff_without_either_scope_are_refused(client, merchant, link):
 
 
 def test_the_dashboard_links_the_page(client, owner):
-    html = client.get("/app/", {"id_token": session_token(owner.merchant.shop_domain, user_id="90001")}).content.decode()
+    html = client.get(
+        "/app/", {"id_token": session_token(owner.merchant.shop_domain, user_id="90001")}
+    ).content.decode()
     assert 'href="/app/merchant-referrals/' in html
