@@ -86,9 +86,9 @@ def _wizard(request, merchant, active) -> dict:
 @embedded_page
 def rfm_page(request, session):
     merchant = session.merchant
-    if not _may_view(merchant, session):
-        return _denied(request, 403, session.locale)
     with merchant_scope(merchant):
+        if not _may_view(merchant, session):
+            return _denied(request, 403, session.locale)
         active = selectors.rfm_benchmark_active(merchant=merchant)
         counts = selectors.segment_counts(merchant=merchant)
         model = selectors.churn_model_active(merchant=merchant)
