@@ -160,3 +160,34 @@ def test_a_real_worker_applies_the_reward_after_completion_once(
     wait_for(lambda: MerchantReferralReward.objects.get(referral_id=referral.pk).status == RewardStatus.APPLIED)
     assert len(credits(partner_billing, advocate)) == 1
     assert not credits(partner_billing, referred)
+
+
+def test_a_lost_answer_is_never_resent_automatically(completed, partner_billing, advocate, settings):
+    """Shopify credited the shop but the answer timed out: the row stays `applying` for staff,
+    and neither a retry nor the task sends the credit again."""
+    import time
+
+    from apps.shopify import http as shopify_http
+
+    handler, cost = partner_billing.operations["AppCreditCreate"]
+
+    def slow(fake, shop, variables):
+        time.sleep(1.0)
+        return handler(fake, shop, variables)
+
+    partner_billing.operations["AppCreditCreate"] = (slow, cost)
+    settings.SHOPIFY_READ_TIMEOUT_SECONDS = 0.3
+    shopify_http._client.cache_clear()
+    reward = MerchantReferralReward.objects.get(referral=completed)
+
+    first = merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+    time.sleep(1.2)  # the slow answer lands in the fake: Shopify did credit the shop
+    again = merchant_referral_reward_apply(merchant_id=advocate.pk, reward_id=reward.pk)
+    merchant_referral_reward_apply_task.apply(kwargs={"merchant_id": advocate.pk, "reward_id": reward.pk})
+
+    assert first.status == RewardStatus.APPLYING and again is None
+    reward.refresh_from_db()
+    assert reward.status == RewardStatus.APPLYING and "outcome unknown" in reward.last_error
+    assert len(credits(partner_billing, advocate)) == 1
+    assert len(partner_billing.calls_of("AppCreditCreate")) == 1
+    shopify_http._client.cache_clear()
