@@ -136,9 +136,10 @@ def _effective_thresholds(merchant, benchmark: RfmBenchmark | None, now: datetim
 
 
 @transaction.atomic
-def rfm_scores_refresh(*, merchant, incremental: bool = False, now: datetime | None = None) -> RfmRun:
+def rfm_scores_refresh(*, merchant, incremental: bool = False, now: datetime | None = None) -> RfmRun | None:
     """Score the merchant's customers set-wise: all of them, or (incremental) those who ordered
-    since the last run started. Writes one history row per scored customer."""
+    since the last run started. Writes one history row per scored customer. An incremental run
+    with nobody to rescore writes nothing and returns None (it runs every few minutes)."""
     now = now or timezone.now()
     settings_row = rfm_settings_get(merchant=merchant)
     benchmark = rfm_benchmark_active(merchant=merchant)
@@ -149,6 +150,8 @@ def rfm_scores_refresh(*, merchant, incremental: bool = False, now: datetime | N
             incremental = False
         else:
             since = previous.started_at
+            if not Customer.objects.filter(merchant=merchant, last_order_at__gte=since).exists():
+                return None
     effective = _effective_thresholds(merchant, benchmark, now, full=not incremental)
     run = RfmRun.objects.create(
         merchant=merchant,

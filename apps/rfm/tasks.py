@@ -29,7 +29,8 @@ def rfm_scores_refresh_task(*, merchant_id: str, incremental: bool = False) -> s
     if merchant is None:
         return None
     with merchant_scope(merchant):
-        return services.rfm_scores_refresh(merchant=merchant, incremental=incremental).pk
+        run = services.rfm_scores_refresh(merchant=merchant, incremental=incremental)
+    return run.pk if run is not None else None
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

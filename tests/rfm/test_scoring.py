@@ -155,3 +155,11 @@ def test_score_history_is_hash_partitioned_by_merchant_with_the_seeds_index(db):
         assert cursor.fetchone() == ("h", 16)
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_rfm_score_history_customer_id'")
         assert "(customer_id, created_at)" in cursor.fetchone()[0]
+
+
+def test_an_incremental_run_with_nobody_to_rescore_writes_nothing(merchant):
+    _customer(merchant, days_ago=50, orders=2, spent="100")
+    _refresh(merchant)
+
+    assert _refresh(merchant, incremental=True, now=NOW + timedelta(minutes=15)) is None
+    assert RfmRun.objects.filter(merchant=merchant).count() == 1

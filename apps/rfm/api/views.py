@@ -138,6 +138,8 @@ class RfmScoresRefreshApi(MerchantApiView):
     def post(self, request):
         data = self.validated(self.InputSerializer, request.data)
         run = services.rfm_scores_refresh(merchant=request.merchant, incremental=data["incremental"])
+        if run is None:
+            return self.ok(run_id=None, kind="incremental", customers_scored=0)
         return self.ok(run_id=run.pk, kind=run.kind, customers_scored=run.customers_scored)
 
 

@@ -29,9 +29,12 @@ class Command(BaseCommand):
         with merchant_scope(merchant):
             started = time.perf_counter()
             run = services.rfm_scores_refresh(merchant=merchant, incremental=incremental)
-            self.stdout.write(
-                f"scored {run.customers_scored} customers ({run.kind}) in {time.perf_counter() - started:.2f}s"
-            )
+            if run is None:
+                self.stdout.write("nobody ordered since the last run: nothing to rescore (incremental)")
+            else:
+                self.stdout.write(
+                    f"scored {run.customers_scored} customers ({run.kind}) in {time.perf_counter() - started:.2f}s"
+                )
             if train:
                 started = time.perf_counter()
                 model = services.churn_model_train(merchant=merchant)
