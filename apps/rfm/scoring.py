@@ -102,8 +102,9 @@ def _scored_select(
     params.append(merchant_id)
     where = "u.merchant_id = %s AND u.orders_count > 0 AND u.last_order_at IS NOT NULL"
     if since is not None:
-        where += " AND u.last_order_at >= %s"
-        params.append(_ts(since))
+        # New orders move last_order_at; late or refunded ones move the ledger, which touches the row.
+        where += " AND (u.last_order_at >= %s OR u.updated_at > %s)"
+        params += [_ts(since), _ts(since)]
     sql = f"""
         SELECT u.id AS id, {r_sql} AS r, {f_sql} AS f, {m_sql} AS m,
             CASE WHEN u.last_order_at < %s THEN 'churned'

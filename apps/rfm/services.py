@@ -4,7 +4,7 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -137,8 +137,8 @@ def _effective_thresholds(merchant, benchmark: RfmBenchmark | None, now: datetim
 
 @transaction.atomic
 def rfm_scores_refresh(*, merchant, incremental: bool = False, now: datetime | None = None) -> RfmRun | None:
-    """Score the merchant's customers set-wise: all of them, or (incremental) those who ordered
-    since the last run started. Writes one history row per scored customer. An incremental run
+    """Score the merchant's customers set-wise: all of them, or (incremental) those whose row
+    changed since the last run started (new orders, refunds, late orders). Writes one history row per scored customer. An incremental run
     with nobody to rescore writes nothing and returns None (it runs every few minutes)."""
     now = now or timezone.now()
     settings_row = rfm_settings_get(merchant=merchant)
@@ -150,7 +150,8 @@ def rfm_scores_refresh(*, merchant, incremental: bool = False, now: datetime | N
             incremental = False
         else:
             since = previous.started_at
-            if not Customer.objects.filter(merchant=merchant, last_order_at__gte=since).exists():
+            touched = Q(last_order_at__gte=since) | Q(updated_at__gt=since)
+            if not Customer.objects.filter(touched, merchant=merchant, orders_count__gt=0).exists():
                 return None
     effective = _effective_thresholds(merchant, benchmark, now, full=not incremental)
     run = RfmRun.objects.create(

@@ -163,3 +163,15 @@ def test_an_incremental_run_with_nobody_to_rescore_writes_nothing(merchant):
 
     assert _refresh(merchant, incremental=True, now=NOW + timedelta(minutes=15)) is None
     assert RfmRun.objects.filter(merchant=merchant).count() == 1
+
+
+def test_an_incremental_run_also_rescores_customers_whose_row_changed(merchant):
+    refunded = _customer(merchant, days_ago=10, orders=6, spent="900")
+    _refresh(merchant)
+    # A refund lowers the spend without a new order; the ledger reversal touches the row.
+    Customer.objects.filter(pk=refunded.pk).update(total_spent=Decimal("90"), updated_at=NOW + timedelta(minutes=5))
+
+    run = _refresh(merchant, incremental=True, now=NOW + timedelta(minutes=15))
+
+    assert run.customers_scored == 1
+    assert RfmScoreHistory.objects.get(run_id=run.pk).rfm_score["monetary"] == 2
