@@ -459,6 +459,10 @@ GAMIFICATION_NIGHTLY_HOUR = int(env("GAMIFICATION_NIGHTLY_HOUR", "2"))
 # Most teams one ranking read returns (top N).
 GAMIFICATION_LEADERBOARD_MAX_LIMIT = int(env("GAMIFICATION_LEADERBOARD_MAX_LIMIT", "100"))
 PROXY_RATE_LIMITS["gamification"] = env("PROXY_RATE_LIMIT_GAMIFICATION", "120/60")
+# One OpenAPI enum for the streak action types (the streak call and the settings both use them).
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["GamificationActionTypeEnum"] = (
+    "apps.gamification.models.ActionType"
+)
 CELERY_BEAT_SCHEDULE["gamification-nightly"] = {
     "task": "apps.gamification.tasks.gamification_nightly_all_task",
     "schedule": crontab(hour=GAMIFICATION_NIGHTLY_HOUR, minute=30),
