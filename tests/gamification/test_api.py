@@ -243,3 +243,34 @@ def test_teams_settings_and_assignments(api, gamifier, other_merchant):
         "streak_notify_min": 2,
     }
     assert not GamificationSettings.objects.filter(merchant=other_merchant["merchant"]).exists()
+
+
+def test_another_shops_ids_are_404_on_every_gamification_route(api, gamifier, other_merchant):
+    """B2 for this app's routes (the route walk of tests/core/test_tenancy.py, with our ids)."""
+    import re
+
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    badge, team = _foreign(other_merchant)
+    foreign = {"badge_id": badge.pk, "team_id": team.pk, "customer_id": other_merchant["customers"][0].pk}
+    routes = []
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                routes.append(prefix + str(entry.pattern))
+
+    walk(get_resolver().url_patterns, "/")
+    ours = [r for r in routes if r.startswith("/v1/api/gamification/") and "<" in r]
+    assert len(ours) == 3
+    for route in ours:
+        path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: foreign[m.group(1)], route)
+        for method in ("get", "post", "put", "delete"):
+            response = getattr(api, method)(path, data=foreign, format="json", **auth_header(gamifier))
+            assert response.status_code in (400, 404, 405), f"{method} {route}: {response.status_code}"
+            assert not any(value in response.content.decode() for value in ("Theirs", other_merchant["merchant"].pk))
+    badge.refresh_from_db()
+    assert (badge.version, badge.is_active) == (1, True)
+    assert not team.memberships.exists()
