@@ -57,3 +57,17 @@ def test_the_distribution_chart_is_drawn_next_to_its_table(live_server, analyst)
     assert 'data-table="distribution"' in dom
     # The chart box is revealed only once Chart.js has loaded and drawn.
     assert '<div class="chart" data-chart="distribution">' in dom
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_the_pages_inline_script_is_valid_javascript(client, analyst, tmp_path):
+    import re
+
+    token = session_token(analyst.merchant.shop_domain, user_id=analyst.shopify_user_id)
+    html = client.get("/app/rfm/", {"id_token": token}).content.decode()
+    script = tmp_path / "page.js"
+    script.write_text("\n".join(re.findall(r"<script>(.*?)</script>", html, re.S)))
+
+    done = subprocess.run(["node", "--check", str(script)], capture_output=True, text=True)
+
+    assert "start-experiment" in html and done.returncode == 0, done.stderr
