@@ -8,9 +8,18 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from apps.core.models import AuditLog, Merchant
-from apps.merchant_referrals.models import MerchantReferral, MerchantReferralReward, RewardStatus
+from apps.merchant_referrals.models import (
+    MerchantReferral,
+    MerchantReferralOwner,
+    MerchantReferralReward,
+    RewardStatus,
+)
 from apps.merchant_referrals.rewards import merchant_referral_reward_apply, merchant_referral_reward_retry
-from apps.merchant_referrals.services import merchant_referral_attribute, merchant_referral_complete
+from apps.merchant_referrals.services import (
+    merchant_referral_attribute,
+    merchant_referral_complete,
+    merchant_referral_link_create,
+)
 from apps.merchant_referrals.tasks import merchant_referral_reward_apply_task
 from apps.notifications.models import Notification, NotificationSettings
 from apps.shopify.graphql import ShopifyError
@@ -31,6 +40,15 @@ def completed(link, referred, advocate, partner_billing):
     MerchantReferral.objects.filter(pk=referral.pk).update(created_at=timezone.now() - timedelta(days=31))
     Merchant.objects.filter(pk=referred.pk).update(installed_at=timezone.now() - timedelta(days=32))
     return merchant_referral_complete(referral=referral)
+
+
+def _worker_idle() -> bool:
+    """No task running or waiting in the worker (so the test's database flush cannot deadlock with it)."""
+    from loyalnest.celery import app
+
+    inspector = app.control.inspect(timeout=1.0)
+    active, reserved = inspector.active(), inspector.reserved()
+    return active is not None and not any(active.values()) and not any((reserved or {}).values())
 
 
 def credits(fake, merchant):
@@ -148,18 +166,24 @@ def test_no_slack_without_configuration(completed, advocate):
 
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_applies_the_reward_after_completion_once(
-    link, referred, advocate, partner_billing, celery_worker_process
-):
+def test_a_real_worker_applies_the_reward_after_completion_once(make_shop, partner_billing, celery_worker_process):
+    # Shops without staff: no email is queued, so the worker has nothing left to do (and no
+    # table open) when the test's database flush runs.
+    advocate = make_shop("mu-market.myshopify.com", owner_role=False)
+    referred = make_shop("nu-novelties.myshopify.com", owner_role=False)
     shopify_connect(partner_billing, advocate)
+    link, _created = merchant_referral_link_create(merchant=advocate)  # queues the metafield and owner tasks
     referral = merchant_referral_attribute(referred=referred, code=link.code)
 
     merchant_referral_complete(referral=referral)  # commits: the apply task goes to the worker
     merchant_referral_complete(referral=referral)  # again: nothing new is queued
 
     wait_for(lambda: MerchantReferralReward.objects.get(referral_id=referral.pk).status == RewardStatus.APPLIED)
+    wait_for(lambda: partner_billing.calls_of("ShopMetafieldsSet") and MerchantReferralOwner.objects.exists())
+    wait_for(_worker_idle)
     assert len(credits(partner_billing, advocate)) == 1
     assert not credits(partner_billing, referred)
+    assert not Notification.objects.exists()
 
 
 def test_a_lost_answer_is_never_resent_automatically(completed, partner_billing, advocate, settings):
