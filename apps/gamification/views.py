@@ -2,6 +2,8 @@
 ar/he/fa), streak settings, teams and cycles, the team leaderboard. Server-rendered; saving
 goes through the API with the session token; charts are an enhancement over tables."""
 
+import re
+
 from django.shortcuts import render
 
 from apps.core.locales import LOCALES, is_rtl
@@ -11,7 +13,7 @@ from apps.core.tenancy import merchant_scope
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
 from . import rules, selectors
-from .models import ActionType, StreakPeriod
+from .models import CYCLE_REGEX, ActionType, StreakPeriod
 
 SCOPE = "admin:gamification"
 RULE_CHOICES = [
@@ -38,8 +40,8 @@ def gamification_page(request, session):
         return _denied(request, 403, session.locale)
     locale = session.locale
     with merchant_scope(merchant):
-        cycle = request.GET.get("cycle") or selectors.current_cycle(merchant=merchant)
-        if not isinstance(cycle, str) or len(cycle) != 7:
+        cycle = request.GET.get("cycle") or ""
+        if not re.match(CYCLE_REGEX, cycle):
             cycle = selectors.current_cycle(merchant=merchant)
         ranking = selectors.team_ranking(merchant=merchant, cycle=cycle, limit=20, locale=locale)
         settings = selectors.gamification_settings_get(merchant)

@@ -130,3 +130,10 @@ def test_the_flow_extensions_declare_the_handles_and_payload_keys_the_code_sends
     action = tomllib.loads((root / ACTION_AWARD_BADGE / "shopify.extension.toml").read_text())
     assert action["extensions"][0]["runtime_url"].endswith(f"/shopify/flow/actions/{ACTION_AWARD_BADGE}")
     assert {field.get("key", "customer_id") for field in action["settings"]["fields"]} == set(AwardBadgeInput().fields)
+
+
+def test_a_malformed_cycle_shows_the_current_one(client, gamifier):
+    from apps.gamification.selectors import current_cycle
+
+    html = _open(client, gamifier, cycle="2026-1'; --").content.decode()
+    assert f'value="{current_cycle(merchant=gamifier.merchant)}"' in html
