@@ -33,9 +33,13 @@ def rfm_benchmark_list(*, merchant, limit: int = 20) -> list[RfmBenchmark]:
 
 
 def rfm_preset_list() -> list[RfmBenchmark]:
-    """The industry presets, in the presets' order."""
+    """The industry presets, in the presets' order (apps/rfm/presets.py is their source; the
+    `rfm_benchmarks` rows are its copy, used when present)."""
     rows = {row.industry: row for row in RfmBenchmark.presets.all()}
-    return [rows[slug] for slug, _label in INDUSTRY_CHOICES if slug in rows]
+    return [
+        rows.get(slug) or RfmBenchmark(id=preset_id(slug), industry=slug, thresholds=preset_thresholds(slug))
+        for slug, _label in INDUSTRY_CHOICES
+    ]
 
 
 def rfm_preset_get(*, industry: str) -> RfmBenchmark | None:

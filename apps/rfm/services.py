@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Count, Max, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.audit import audit_record
@@ -25,7 +25,7 @@ from .experiments import (
     rfm_experiment_stop,
 )
 from .models import ROLLUP, RfmBenchmark, RfmRun, RfmSettings
-from .presets import INDUSTRIES, INDUSTRY_CHOICES, industry_of, preset_thresholds
+from .presets import INDUSTRY_CHOICES, industry_of, preset_thresholds
 from .selectors import rfm_benchmark_active, rfm_settings_get
 from .thresholds import InvalidThresholds, thresholds_display, thresholds_parse
 
@@ -37,10 +37,10 @@ def industry_normalize(value: str) -> str:
     if isinstance(value, str):
         wanted = value.strip().casefold()
         for slug, label in INDUSTRY_CHOICES:
-            if wanted in (slug, str(label).casefold(), slug.replace("_", " ")):
+            with translation.override("en"):
+                english = str(label).casefold()
+            if wanted in (slug, slug.replace("_", " "), english, str(label).casefold()):
                 return slug
-        if value in INDUSTRIES:
-            return value
     raise InvalidThresholds(details={"industry": [_("Unknown industry. Choose one of the presets.")]})
 
 

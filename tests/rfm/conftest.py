@@ -57,6 +57,24 @@ def build_history(merchant, *, customers: int, seed: int = 1, now: datetime = NO
     return customer_rows
 
 
+@pytest.fixture(autouse=True)
+def _industry_presets(request):
+    """The presets migration 0003 loads; transactional tests flush them, so reload when missing."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
+    if not (transactional or marker or "db" in request.fixturenames):
+        return
+    from apps.rfm.models import RfmBenchmark
+    from apps.rfm.presets import INDUSTRIES, preset_id, preset_thresholds
+
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    for industry in INDUSTRIES:
+        RfmBenchmark.objects.get_or_create(
+            id=preset_id(industry),
+            defaults={"merchant": None, "industry": industry, "thresholds": preset_thresholds(industry)},
+        )
+
+
 @pytest.fixture
 def analyst(merchant):
     """A staff member holding admin:analytics (the owner)."""

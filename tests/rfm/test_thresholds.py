@@ -92,3 +92,20 @@ def test_there_are_presets_for_at_least_ten_industries_and_the_seeds_examples_ho
     assert preset_thresholds("electronics")["recency"]["5"] == {"op": "lte", "value": 30}
     assert preset_thresholds("pet_store")["frequency"]["5"] == {"op": "gte", "value": 5}
     assert preset_thresholds("pet_store")["monetary"]["5"] == {"op": "gt", "value": 500}
+
+
+def test_the_presets_migration_loads_every_industry_into_rfm_benchmarks(db):
+    from importlib import import_module
+
+    from django.apps import apps as django_apps
+
+    from apps.rfm.models import RfmBenchmark
+
+    RfmBenchmark.presets.all().delete()
+
+    import_module("apps.rfm.migrations.0003_industry_presets").forwards(django_apps, None)
+
+    rows = {row.industry: row for row in RfmBenchmark.presets.all()}
+    assert sorted(rows) == sorted(INDUSTRIES)
+    assert rows["pet_store"].pk == "bm_preset_pet_store" and rows["pet_store"].merchant_id is None
+    assert rows["electronics"].thresholds == preset_thresholds("electronics")

@@ -165,7 +165,7 @@ def test_settings_are_changed_audited_and_kept_per_shop(api, analyst, support, o
     assert AuditLog.objects.filter(merchant=analyst.merchant, action="rfm_settings_updated").count() == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_updates_get_consecutive_versions_and_one_active(merchant):
     from concurrent.futures import ThreadPoolExecutor
 
