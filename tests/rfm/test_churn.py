@@ -1,8 +1,11 @@
 """Churn models: time split, model card, too little history, forecasts, backtest, nudges."""
 
+import base64
 import json
+import tomllib
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,5 +203,14 @@ def test_nudges_go_once_per_customer_per_window(merchant, other_merchant, django
         == 2
     )
     assert not Notification.objects.filter(merchant=other_merchant["merchant"]).exists()
-    queued = [json.loads(m)["headers"]["task"] for m in get_redis().lrange("celery", 0, -1)]
-    assert queued.count("apps.shopify.flow.triggers.flow_trigger_fire_task") == 2
+    messages = [json.loads(m) for m in get_redis().lrange("celery", 0, -1)]
+    flow = [m for m in messages if m["headers"]["task"] == "apps.shopify.flow.triggers.flow_trigger_fire_task"]
+    assert len(flow) == 2
+    # The payload carries exactly the fields the trigger extension declares.
+    _args, kwargs, _embed = json.loads(base64.b64decode(flow[0]["body"]))
+    extension = tomllib.loads(
+        (Path(__file__).resolve().parents[2] / "extensions/loyalnest-churn-risk/shopify.extension.toml").read_text()
+    )
+    assert kwargs["handle"] == extension["extensions"][0]["handle"]
+    declared = {f["key"] for f in extension["settings"]["fields"] if "key" in f}
+    assert set(kwargs["payload"]) == declared | {"customer_id"}
