@@ -234,12 +234,20 @@ def test_shopify_app_bridge_polaris_and_own_css_are_loaded(client, shop):
     assert "/static/css/app.css" in page
 
 
-def test_unbuilt_feature_pages_are_listed_not_linked(client, shop):
+def test_routed_feature_pages_are_linked_and_unrouted_ones_listed_as_coming(client, shop, monkeypatch):
+    from apps.shopify import views
+
+    monkeypatch.setattr(views, "FEATURES", [*views.FEATURES, ("future-feature", "Time travel")])
+
     page = open_dashboard(client, "alpha-pets.myshopify.com").content.decode()
 
-    assert "Multi-store sync (coming in a later release)" in page
-    assert "Wallet passes (coming in a later release)" in page
-    assert 'href="/app/multi-store/' not in page
+    for item in views.feature_navigation():
+        if item["slug"] == "future-feature":
+            assert not item["available"]
+        elif item["available"]:
+            assert f'href="/app/{item["slug"]}/' in page, item["slug"]
+    assert "Time travel (coming in a later release)" in page
+    assert 'href="/app/future-feature/' not in page
 
 
 def test_post_is_not_allowed(client, shop):
