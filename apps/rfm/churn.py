@@ -236,6 +236,63 @@ def _round(value):
     return None if value is None else round(value, 4)
 
 
+def _pooled_industry_model(*, merchant, horizon_days: int, now: datetime) -> dict | None:
+    """A logistic regression trained on the pooled history of other installed shops of the same
+    industry (numbers only leave each shop's rows), cached per industry, horizon and day; None
+    when the industry has too little history too."""
+    from django.core.cache import cache
+
+    from apps.core.models import Merchant
+
+    key = f"rfm:pooled:{merchant.industry}:{horizon_days}:{now.date().isoformat()}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None
+    horizon = timedelta(days=horizon_days)
+    peers = list(
+        Merchant.objects.filter(industry=merchant.industry, is_installed=True)
+        .exclude(pk=merchant.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: settings.RFM_POOLED_MAX_STORES]
+    )
+    parts = {"train": [], "validation": []}
+    rows = 0
+    for peer in peers:
+        if rows >= settings.RFM_POOLED_MAX_CUSTOMERS:
+            break
+        train = features_as_of(
+            merchant_id=peer, cutoff=now - 2 * horizon, horizon_days=horizon_days, label_until=now - horizon
+        )
+        if not _enough(train):
+            continue
+        validation = features_as_of(merchant_id=peer, cutoff=now - horizon, horizon_days=horizon_days, label_until=now)
+        parts["train"].append(train)
+        parts["validation"].append(validation)
+        rows += len(train.labels)
+    result = None
+    if parts["train"]:
+        train, validation = (_concatenate(parts[name]) for name in ("train", "validation"))
+        if _enough(train) and _enough(validation):
+            parameters = _fit("logistic_regression", train)
+            measured = evaluate(predict(parameters, validation, horizon_days), validation.labels)
+            result = {
+                "parameters": parameters,
+                "card": {"stores": len(parts["train"]), "customers": len(train.labels), "auc": _round(measured.auc)},
+            }
+    cache.set(key, result or {}, timeout=86400)
+    return result
+
+
+def _concatenate(sets: list[FeatureSet]) -> FeatureSet:
+    return FeatureSet(
+        customer_ids=[cid for s in sets for cid in s.customer_ids],
+        matrix=np.vstack([s.matrix for s in sets]),
+        labels=np.concatenate([s.labels for s in sets]),
+        recency_days=np.concatenate([s.recency_days for s in sets]),
+        orders=np.concatenate([s.orders for s in sets]),
+    )
+
+
 def churn_model_fit(*, merchant, horizon_days: int, algorithm: str, now: datetime) -> tuple[dict, dict]:
     """Train and validate on the merchant's history up to `now`; returns (card fields, params)."""
     horizon = timedelta(days=horizon_days)
@@ -247,18 +304,20 @@ def churn_model_fit(*, merchant, horizon_days: int, algorithm: str, now: datetim
     )
     card = {"cutoff_at": now - horizon, "customers": len(train.labels), "validation_customers": len(validation.labels)}
     if not (_enough(train) and _enough(validation)):
-        scores = predict(RECENCY_RULE, validation, horizon_days)
-        result = evaluate(scores, validation.labels)
+        pooled = _pooled_industry_model(merchant=merchant, horizon_days=horizon_days, now=now)
+        parameters = pooled["parameters"] if pooled else RECENCY_RULE
+        # Measured on this shop's own validation window, however small: that is what it will score.
+        result = evaluate(predict(parameters, validation, horizon_days), validation.labels)
         card.update(
-            algorithm=ChurnModel.Algorithm.RECENCY_RULE,
+            algorithm=ChurnModel.Algorithm.POOLED_INDUSTRY if pooled else ChurnModel.Algorithm.RECENCY_RULE,
             auc=_round(result.auc),
             accuracy=_round(result.accuracy),
             baseline_accuracy=_round(result.baseline_accuracy),
             churn_rate=_round(result.churn_rate),
-            candidates=[],
+            candidates=[{"algorithm": "pooled_industry", **pooled["card"]}] if pooled else [],
             note="too_little_history",
         )
-        return card, RECENCY_RULE
+        return card, parameters
     kinds = ["logistic_regression", "mlp"] if algorithm == RfmSettings.Algorithm.AUTO else [algorithm]
     candidates = []
     for kind in kinds:

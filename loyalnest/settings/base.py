@@ -363,6 +363,10 @@ RFM_INCREMENTAL_INTERVAL_SECONDS = float(env("RFM_INCREMENTAL_INTERVAL_SECONDS",
 # Below these sizes a merchant's churn model is the labelled recency rule instead.
 RFM_CHURN_MIN_CUSTOMERS = int(env("RFM_CHURN_MIN_CUSTOMERS", "200"))
 RFM_CHURN_MIN_PER_CLASS = int(env("RFM_CHURN_MIN_PER_CLASS", "20"))
+# Shops with too little history borrow a model pooled over at most this many shops / customers
+# of their industry (cached a day per industry and horizon).
+RFM_POOLED_MAX_STORES = int(env("RFM_POOLED_MAX_STORES", "20"))
+RFM_POOLED_MAX_CUSTOMERS = int(env("RFM_POOLED_MAX_CUSTOMERS", "50000"))
 RFM_MLP_HIDDEN_UNITS = int(env("RFM_MLP_HIDDEN_UNITS", "16"))
 RFM_MLP_MAX_ITER = int(env("RFM_MLP_MAX_ITER", "60"))
 RFM_NUDGES_MAX_PER_RUN = int(env("RFM_NUDGES_MAX_PER_RUN", "1000"))

@@ -214,3 +214,28 @@ def test_nudges_go_once_per_customer_per_window(merchant, other_merchant, django
     assert kwargs["handle"] == extension["extensions"][0]["handle"]
     declared = {f["key"] for f in extension["settings"]["fields"] if "key" in f}
     assert set(kwargs["payload"]) == declared | {"customer_id"}
+
+
+def test_too_little_history_borrows_a_model_pooled_over_the_industry(merchant, other_merchant):
+    from tests.factories import MerchantFactory
+
+    build_history(merchant, customers=30, seed=61)
+    peer = MerchantFactory(industry="pet_store")
+    build_history(peer, customers=400, seed=62, prefix="p")
+    elsewhere = other_merchant["merchant"]  # electronics' history is not pooled for a pet store
+    elsewhere.industry = "electronics"
+    elsewhere.save()
+
+    model = _train(merchant)
+
+    assert model.algorithm == "pooled_industry" and model.note == "too_little_history"
+    assert model.candidates == [
+        {"algorithm": "pooled_industry", "stores": 1, "customers": 400, "auc": pytest.approx(0.9, abs=0.1)}
+    ]
+    assert model.validation_customers == 30  # measured on the shop's own customers
+    with merchant_scope(merchant):
+        forecasts = services.churn_forecast(merchant=merchant, now=NOW)
+    assert {f["customer_id"] for f in forecasts} == set(
+        Customer.objects.filter(merchant=merchant).values_list("id", flat=True)
+    )
+    assert not ChurnModel.objects.filter(merchant=peer).exists()
