@@ -34,6 +34,7 @@ from apps.core.audit import audit_entry
 from apps.core.ids import new_id
 from apps.core.locales import normalize_locale
 from apps.core.models import AuditLog, Customer, ReferralLink, TransactionKind
+from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.streams import stream_append_many_on_commit
 from apps.core.tenancy import merchant_scope
 from apps.core.tracking import track_on_commit
@@ -76,7 +77,13 @@ def _flow_triggers_on_commit(merchant, triggers: list[tuple[str, dict]]) -> None
         return
     merchant_id = merchant.pk
     batch = [[handle, payload] for handle, payload in triggers]
-    transaction.on_commit(lambda: gamification_flow_triggers_task.delay(merchant_id=merchant_id, triggers=batch))
+    # A dead broker must not fail the order batch after its commit; the triggers are dropped
+    # with a warning (Flow triggers are notifications, the awards themselves are stored).
+    transaction.on_commit(
+        lambda: enqueue_unless_broker_down(
+            gamification_flow_triggers_task, kwargs={"merchant_id": merchant_id, "triggers": batch}
+        )
+    )
 
 
 def _shopify_customer_reference(customer) -> int | str:

@@ -7,15 +7,18 @@ reactions to orders and ledger entries are in `awarding`; other apps use this mo
 """
 
 import re
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.core import errors
 from apps.core.audit import audit_record
-from apps.core.models import Customer
+from apps.core.models import Customer, ReferralLink
+from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.streams import stream_append_on_commit
 from apps.core.tracking import track_on_commit
 
@@ -45,6 +48,7 @@ __all__ = [
     "awards_apply",
     "badge_archive",
     "badge_award",
+    "badge_backfill",
     "badge_create",
     "badge_update",
     "gamification_settings_update",
@@ -120,6 +124,7 @@ def badge_create(*, merchant, actor, name: dict, icon: str, rule: dict, is_activ
         metadata={"rule": badge.rule, "locales": sorted(badge.name)},
     )
     track_on_commit("badge_created", merchant=merchant, distinct_id=merchant.pk, properties={"rule": rule.get("type")})
+    _backfill_on_commit(badge)
     return badge
 
 
@@ -143,7 +148,75 @@ def badge_update(*, merchant, actor, badge_id: str, name: dict, icon: str, rule:
         target=badge,
         metadata={"before": before, "rule": badge.rule, "is_active": is_active, "version": badge.version},
     )
+    _backfill_on_commit(badge)
     return badge
+
+
+def _backfill_on_commit(badge: Badge) -> None:
+    if badge.is_active and badge.rule.get("type") in BACKFILL_RULES:
+        from .tasks import badge_backfill_task
+
+        merchant_id, badge_id = badge.merchant_id, badge.pk
+        # A dead broker never fails the merchant's save; the next edit (or order) catches up.
+        transaction.on_commit(
+            lambda: enqueue_unless_broker_down(
+                badge_backfill_task, kwargs={"merchant_id": merchant_id, "badge_id": badge_id}
+            )
+        )
+
+
+# Rules decidable from stored state; seasonal badges need a purchase in the window and are only
+# awarded as orders arrive.
+BACKFILL_RULES = frozenset({"first_purchase", "order_count", "total_spend", "streak", "referrals"})
+
+
+def badge_backfill(*, merchant, badge_id: str, batch_size: int = 1000) -> int:
+    """Award a new or edited active badge to customers who already qualify (set-based, in
+    chunks of `batch_size` customers, each chunk its own transaction). Returns how many."""
+    badge = Badge.objects.filter(merchant=merchant, pk=badge_id, is_active=True).first()
+    if badge is None or badge.rule.get("type") not in BACKFILL_RULES:
+        return 0
+    rule = badge.rule
+    kind = rule["type"]
+    candidates = Customer.objects.filter(merchant=merchant, redacted_at__isnull=True).exclude(
+        Exists(Achievement.objects.filter(merchant=merchant, customer_id=OuterRef("pk"), badge_definition=badge))
+    )
+    if kind == "first_purchase":
+        candidates = candidates.filter(orders_count__gte=1)
+    elif kind == "order_count":
+        candidates = candidates.filter(orders_count__gte=rule["count"])
+    elif kind == "total_spend":
+        candidates = candidates.filter(total_spent__gte=Decimal(rule["amount"]))
+    elif kind == "streak":
+        # Reached at some point: the longest streak counts, not only a live one.
+        candidates = candidates.filter(
+            Exists(
+                Streak.objects.filter(merchant=merchant, customer_id=OuterRef("pk"), longest_count__gte=rule["length"])
+            )
+        )
+    else:
+        referred = (
+            ReferralLink.objects.filter(merchant=merchant, customer_id=OuterRef("pk"))
+            .values("customer_id")
+            .annotate(total=Sum("conversions"))
+            .values("total")
+        )
+        candidates = candidates.annotate(referred=Subquery(referred)).filter(referred__gte=rule["count"])
+    awarded, after = 0, ""
+    while True:
+        chunk = list(candidates.filter(pk__gt=after).order_by("pk").only(*CUSTOMER_FIELDS)[:batch_size])
+        if not chunk:
+            return awarded
+        streaks = dict(
+            Streak.objects.filter(merchant=merchant, customer_id__in=[c.pk for c in chunk]).values_list(
+                "customer_id", "longest_count" if kind == "streak" else "current_count"
+            )
+        )
+        with transaction.atomic():
+            awarded += len(
+                awards_apply(merchant=merchant, pairs=[(c, badge) for c in chunk], streaks=streaks, source="backfill")
+            )
+        after = chunk[-1].pk
 
 
 @transaction.atomic

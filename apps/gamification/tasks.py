@@ -34,3 +34,13 @@ def gamification_nightly_all_task() -> int:
     for merchant_id in ids:
         gamification_nightly_task.delay(merchant_id=merchant_id)
     return len(ids)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def badge_backfill_task(*, merchant_id: str, badge_id: str) -> int | None:
+    """Award a new or edited badge to the customers who already qualify."""
+    merchant = _merchant(merchant_id)
+    if merchant is None:
+        return None
+    with merchant_scope(merchant):
+        return services.badge_backfill(merchant=merchant, badge_id=badge_id)

@@ -15,7 +15,7 @@ from apps.shopify.webhooks.inbox import webhook_inbox_drain
 from tests.factories import CustomerFactory
 from tests.shopify.webhook_support import iso, order_payload, post_webhook
 
-from .conftest import flow_triggers, make_badge, make_team
+from .conftest import flow_triggers, make_badge, make_team, queued_tasks
 
 
 def _order(order_id, *, customer_id=7001, total="100.00", at=None, **kwargs):
@@ -261,3 +261,43 @@ def test_batched_notifications_are_the_rows_notify_writes(merchant, other_mercha
         assert (single.locale, batched.locale) == ("ar", "ja")
         assert single.idempotency_key.replace("one", "two") == batched.idempotency_key
     assert not Notification.objects.filter(merchant=other_merchant["merchant"]).exists()
+
+
+def test_a_new_badge_goes_to_customers_who_already_qualify_once(
+    merchant, other_merchant, gamifier, django_capture_on_commit_callbacks
+):
+    regular = CustomerFactory(merchant=merchant, orders_count=5)
+    CustomerFactory(merchant=merchant, orders_count=2)
+    streaker = CustomerFactory(merchant=merchant, orders_count=1)
+    Streak.objects.create(
+        merchant=merchant, customer=streaker, current_count=0, longest_count=4, last_period_date="2025-01-01"
+    )
+    CustomerFactory(merchant=other_merchant["merchant"], orders_count=9)
+
+    with django_capture_on_commit_callbacks(execute=True), merchant_scope(merchant):
+        count_badge = services.badge_create(
+            merchant=merchant,
+            actor=gamifier,
+            name={"en": "Regular"},
+            icon="star",
+            rule={"type": "order_count", "count": 3},
+        )
+        streak_badge = services.badge_create(
+            merchant=merchant, actor=gamifier, name={"en": "Four"}, icon="fire", rule={"type": "streak", "length": 4}
+        )
+    assert [kwargs["badge_id"] for kwargs in queued_tasks("apps.gamification.tasks.badge_backfill_task")] == [
+        count_badge.pk,
+        streak_badge.pk,
+    ]
+
+    with merchant_scope(merchant):
+        first = services.badge_backfill(merchant=merchant, badge_id=count_badge.pk, batch_size=1)
+        again = services.badge_backfill(merchant=merchant, badge_id=count_badge.pk)
+        streaks = services.badge_backfill(merchant=merchant, badge_id=streak_badge.pk)
+
+    assert (first, again, streaks) == (1, 0, 1)
+    assert sorted(
+        Achievement.objects.filter(merchant=merchant).values_list("customer_id", "badge_definition_id")
+    ) == sorted([(regular.pk, count_badge.pk), (streaker.pk, streak_badge.pk)])
+    assert Achievement.objects.get(badge_definition=streak_badge).source == "backfill"
+    assert not Achievement.objects.filter(merchant=other_merchant["merchant"]).exists()
