@@ -20,6 +20,11 @@ from django.dispatch import Signal
 # kwargs: merchant, entries — the `PointsTransaction` rows just appended (one or many).
 ledger_entries_written = Signal()
 
+# kwargs: merchant, customer_ids — sent just before the ledger locks these customers' rows
+# (`SELECT … FOR UPDATE`), inside the writing transaction. A receiver may lock rows that must
+# come first in the global lock order (a store group's shared accounts); it must not write.
+ledger_customers_locking = Signal()
+
 # kwargs: merchant, orders — the stored `Order` rows after a batch of Shopify order payloads
 # (webhooks or reconciliation) was applied, each order at most once per send.
 orders_synced = Signal()

@@ -26,7 +26,7 @@ from apps.core.models import (
     TransactionKind,
     VipTier,
 )
-from apps.core.signals import ledger_entries_written
+from apps.core.signals import ledger_customers_locking, ledger_entries_written
 from apps.core.streams import stream_append_many_on_commit, stream_append_on_commit
 from apps.core.tracking import track, track_on_commit
 
@@ -58,6 +58,7 @@ def _validate_amount(points: int) -> None:
 
 
 def _lock_customer(merchant, customer) -> Customer:
+    ledger_customers_locking.send(sender=_lock_customer, merchant=merchant, customer_ids=[customer.pk])
     try:
         return Customer.objects.select_for_update().get(pk=customer.pk, merchant=merchant)
     except Customer.DoesNotExist as exc:
@@ -358,10 +359,12 @@ def points_earn_many(*, merchant, earns: list[Earn]) -> list[PointsTransaction]:
             merchant=merchant, idempotency_key__in=[earn.idempotency_key for earn in earns]
         )
     }
+    customer_ids = sorted({earn.customer_id for earn in earns})
+    ledger_customers_locking.send(sender=points_earn_many, merchant=merchant, customer_ids=customer_ids)
     customers = {
         customer.pk: customer
         for customer in Customer.objects.select_for_update()
-        .filter(merchant=merchant, pk__in={earn.customer_id for earn in earns})
+        .filter(merchant=merchant, pk__in=customer_ids)
         .order_by("pk")
     }
     tiers = list(VipTier.objects.filter(merchant=merchant).order_by("-min_lifetime_points"))
