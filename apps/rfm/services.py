@@ -1,8 +1,9 @@
 """RFM writes: thresholds (versioned), scoring runs, churn models and forecasts, nudges."""
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone, translation
@@ -24,7 +25,7 @@ from .experiments import (
     rfm_experiment_start,
     rfm_experiment_stop,
 )
-from .models import ROLLUP, RfmBenchmark, RfmRun, RfmSettings
+from .models import ROLLUP, RfmBenchmark, RfmRun, RfmScoreHistory, RfmSettings
 from .presets import INDUSTRY_CHOICES, industry_of, preset_thresholds
 from .selectors import rfm_benchmark_active, rfm_settings_get
 from .thresholds import InvalidThresholds, thresholds_display, thresholds_parse
@@ -201,6 +202,24 @@ def rfm_scores_refresh(*, merchant, incremental: bool = False, now: datetime | N
 
 
 @transaction.atomic
+def rfm_history_prune(*, merchant, now: datetime | None = None) -> int:
+    """Delete the merchant's scoring runs (and their history rows) older than the retention;
+    the latest full run is always kept, so transitions and trends have a base."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.RFM_HISTORY_RETENTION_DAYS)
+    keep = RfmRun.objects.filter(merchant=merchant, kind=RfmRun.Kind.FULL).order_by("-started_at").first()
+    old = RfmRun.objects.filter(merchant=merchant, started_at__lt=cutoff)
+    if keep is not None:
+        old = old.exclude(pk=keep.pk)
+    run_ids = list(old.values_list("pk", flat=True))
+    if not run_ids:
+        return 0
+    deleted, _counts = RfmScoreHistory.objects.filter(merchant=merchant, run_id__in=run_ids).delete()
+    RfmRun.objects.filter(merchant=merchant, pk__in=run_ids).delete()
+    return deleted
+
+
+@transaction.atomic
 def rfm_settings_update(*, merchant, actor=None, **changes) -> RfmSettings:
     """Change the churn horizon, model choice or nudge policy."""
     row = rfm_settings_get(merchant=merchant)
@@ -221,6 +240,7 @@ __all__ = [
     "rfm_experiment_results",
     "rfm_experiment_start",
     "rfm_experiment_stop",
+    "rfm_history_prune",
     "rfm_scores_refresh",
     "rfm_settings_update",
     "rfm_thresholds_update",

@@ -35,7 +35,7 @@ def rfm_scores_refresh_task(*, merchant_id: str, incremental: bool = False) -> s
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def rfm_nightly_task(*, merchant_id: str) -> dict | None:
-    """Full rescoring, a fresh churn model, forecasts for everyone, then the nudges."""
+    """Full rescoring, a fresh churn model, forecasts for everyone, the nudges, then pruning."""
     merchant = _merchant(merchant_id)
     if merchant is None:
         return None
@@ -44,7 +44,8 @@ def rfm_nightly_task(*, merchant_id: str) -> dict | None:
         model = services.churn_model_train(merchant=merchant)
         forecasts = services.churn_forecast(merchant=merchant)
         nudged = services.churn_nudges_send(merchant=merchant)
-    return {"run_id": run.pk, "model_id": model.pk, "forecasts": len(forecasts), "nudged": nudged}
+        pruned = services.rfm_history_prune(merchant=merchant)
+    return {"run_id": run.pk, "model_id": model.pk, "forecasts": len(forecasts), "nudged": nudged, "pruned": pruned}
 
 
 @shared_task(acks_late=True)

@@ -371,6 +371,8 @@ RFM_MLP_HIDDEN_UNITS = int(env("RFM_MLP_HIDDEN_UNITS", "16"))
 RFM_MLP_MAX_ITER = int(env("RFM_MLP_MAX_ITER", "60"))
 RFM_NUDGES_MAX_PER_RUN = int(env("RFM_NUDGES_MAX_PER_RUN", "1000"))
 RFM_FORECAST_MAX_CUSTOMERS = int(env("RFM_FORECAST_MAX_CUSTOMERS", "1000"))
+# Score history (one row per customer per run) older than this is pruned nightly.
+RFM_HISTORY_RETENTION_DAYS = int(env("RFM_HISTORY_RETENTION_DAYS", "400"))
 # The seeds' remote model (xAI, OpenAI-compatible chat completions): off unless enabled with a key.
 RFM_XAI_ENABLED = env_bool("RFM_XAI_ENABLED", False)
 RFM_XAI_API_KEY = env("RFM_XAI_API_KEY", "")

@@ -175,3 +175,22 @@ def test_an_incremental_run_also_rescores_customers_whose_row_changed(merchant):
 
     assert run.customers_scored == 1
     assert RfmScoreHistory.objects.get(run_id=run.pk).rfm_score["monetary"] == 2
+
+
+def test_history_older_than_the_retention_is_pruned_but_the_latest_full_run_kept(merchant, other_merchant, settings):
+    settings.RFM_HISTORY_RETENTION_DAYS = 30
+    _customer(merchant, days_ago=5, orders=3, spent="100")
+    foreign = other_merchant["merchant"]
+    _customer(foreign, days_ago=5, orders=3, spent="100")
+    old = _refresh(merchant, now=NOW - timedelta(days=60))
+    middle = _refresh(merchant, now=NOW - timedelta(days=45))
+    foreign_old = _refresh(foreign, now=NOW - timedelta(days=60))
+
+    with merchant_scope(merchant):
+        assert services.rfm_history_prune(merchant=merchant, now=NOW) == 1
+        # Only the latest full run is left, however old: it is kept as the base.
+        assert services.rfm_history_prune(merchant=merchant, now=NOW) == 0
+
+    assert list(RfmRun.objects.filter(merchant=merchant).values_list("pk", flat=True)) == [middle.pk]
+    assert not RfmScoreHistory.objects.filter(run_id=old.pk).exists()
+    assert RfmScoreHistory.objects.filter(run_id=foreign_old.pk).count() == 1
