@@ -38,9 +38,7 @@ from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.streams import stream_append_many_on_commit
 from apps.core.tenancy import merchant_scope
 from apps.core.tracking import track_on_commit
-from apps.notifications.catalogue import TYPES
-from apps.notifications.models import CHANNEL_PROVIDER, Notification
-from apps.notifications.queueing import relay_kick
+from apps.notifications.services import notify_many
 from apps.shopify.flow import flow_trigger_fire_task
 
 from . import rules
@@ -92,36 +90,6 @@ def _shopify_customer_reference(customer) -> int | str:
 
 
 # --- notifications, one insert per batch -------------------------------------------------------
-
-
-def notify_many(*, merchant, type: str, items: list[tuple[Customer, str, dict]]) -> None:
-    """`apps.notifications.services.notify` for many customers at once: the same outbox rows (one
-    per channel of the type, keyed `<idempotency key>:<channel>`, in the customer's locale), in
-    the caller's transaction, with one INSERT … ON CONFLICT DO NOTHING and one relay kick after
-    commit. `notify` costs two statements and a broker publish per recipient, which a burst of
-    200 orders (a badge or a streak step for most of them) cannot afford; tests compare both."""
-    if not items:
-        return
-    notification_type = TYPES[type]
-    now = timezone.now()
-    rows = [
-        Notification(
-            merchant=merchant,
-            customer=customer,
-            staff=None,
-            channel=channel,
-            provider=CHANNEL_PROVIDER[channel],
-            type=type,
-            locale=normalize_locale(customer.locale) or merchant.primary_locale or "en",
-            context={**context, "shop_name": context.get("shop_name", merchant.name)},
-            idempotency_key=f"{idempotency_key}:{channel}"[:255],
-            next_attempt_at=now,
-        )
-        for customer, idempotency_key, context in items
-        for channel in notification_type.channels
-    ]
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    transaction.on_commit(relay_kick)
 
 
 # --- awards -----------------------------------------------------------------------------------

@@ -28,6 +28,66 @@ class InvalidSlackWebhook(ApplicationError):
     default_message = _("Enter a Slack incoming webhook URL starting with https://hooks.slack.com/services/.")
 
 
+def _notification_type(type: str):
+    notification_type = TYPES.get(type)
+    if notification_type is None:
+        raise UnknownNotificationType()
+    return notification_type
+
+
+def _outbox_rows(
+    *,
+    merchant,
+    notification_type,
+    idempotency_key: str,
+    context: dict | None,
+    customer=None,
+    staff=None,
+    channels: tuple[str, ...] | None = None,
+    locale: str | None = None,
+    now,
+) -> list[Notification]:
+    """The unsaved outbox rows of one notification: one per channel of its type."""
+    type = notification_type.key
+    context = dict(context or {})
+    missing = placeholders(notification_type) - set(context) - {"shop_name"}
+    if missing:
+        raise ValueError(f"notify({type}) needs context for {sorted(missing)}")
+    context.setdefault("shop_name", merchant.name)
+    if notification_type.audience == CUSTOMER and customer is None:
+        raise ValueError(f"notify({type}) needs a customer")
+    if notification_type.audience == STAFF and staff is None:
+        raise ValueError(f"notify({type}) needs a staff member")
+    recipient_locale = (
+        normalize_locale(locale)
+        or normalize_locale(getattr(customer, "locale", None))
+        or merchant.primary_locale
+        or DEFAULT_LOCALE
+    )
+    return [
+        Notification(
+            merchant=merchant,
+            customer=customer if notification_type.audience == CUSTOMER else None,
+            staff=staff if notification_type.audience == STAFF else None,
+            channel=channel,
+            provider=CHANNEL_PROVIDER[channel],
+            type=type,
+            locale=recipient_locale,
+            context=context,
+            idempotency_key=f"{idempotency_key}:{channel}"[:255],
+            next_attempt_at=now,
+        )
+        for channel in (channels or notification_type.channels)
+        if channel in notification_type.channels
+    ]
+
+
+def _outbox_insert(rows: list[Notification]) -> None:
+    # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    transaction.on_commit(relay_kick)
+
+
 def notify(
     *,
     merchant,
@@ -45,49 +105,45 @@ def notify(
     (key, channel) and merchant). Sending happens after commit; consent, addresses and the
     merchant's preferences are checked then, and a row that cannot be sent ends `skipped`.
     """
-    notification_type = TYPES.get(type)
-    if notification_type is None:
-        raise UnknownNotificationType()
-    context = dict(context or {})
-    missing = placeholders(notification_type) - set(context) - {"shop_name"}
-    if missing:
-        raise ValueError(f"notify({type}) needs context for {sorted(missing)}")
-    context.setdefault("shop_name", merchant.name)
-    if notification_type.audience == CUSTOMER and customer is None:
-        raise ValueError(f"notify({type}) needs a customer")
-    if notification_type.audience == STAFF and staff is None:
-        raise ValueError(f"notify({type}) needs a staff member")
-    recipient_locale = (
-        normalize_locale(locale)
-        or normalize_locale(getattr(customer, "locale", None))
-        or merchant.primary_locale
-        or DEFAULT_LOCALE
+    rows = _outbox_rows(
+        merchant=merchant,
+        notification_type=_notification_type(type),
+        idempotency_key=idempotency_key,
+        context=context,
+        customer=customer,
+        staff=staff,
+        channels=channels,
+        locale=locale,
+        now=timezone.now(),
     )
-    now = timezone.now()
-    rows = [
-        Notification(
-            merchant=merchant,
-            customer=customer if notification_type.audience == CUSTOMER else None,
-            staff=staff if notification_type.audience == STAFF else None,
-            channel=channel,
-            provider=CHANNEL_PROVIDER[channel],
-            type=type,
-            locale=recipient_locale,
-            context=context,
-            idempotency_key=f"{idempotency_key}:{channel}"[:255],
-            next_attempt_at=now,
-        )
-        for channel in (channels or notification_type.channels)
-        if channel in notification_type.channels
-    ]
-    # ON CONFLICT DO NOTHING: a duplicate never aborts the caller's transaction.
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    transaction.on_commit(relay_kick)
+    _outbox_insert(rows)
     stored = {
         row.idempotency_key: row
         for row in Notification.objects.filter(merchant=merchant, idempotency_key__in=[r.idempotency_key for r in rows])
     }
     return [stored[row.idempotency_key] for row in rows]  # in the type's channel order
+
+
+def notify_many(*, merchant, type: str, items) -> None:
+    """`notify` for many customers at once — `items` are (customer, idempotency key, context) —
+    with the same rows, one INSERT and one relay kick: for batch writers (a burst of orders
+    earning badges or streak steps) that cannot afford a statement per recipient."""
+    notification_type = _notification_type(type)
+    now = timezone.now()
+    rows = [
+        row
+        for customer, idempotency_key, context in items
+        for row in _outbox_rows(
+            merchant=merchant,
+            notification_type=notification_type,
+            idempotency_key=idempotency_key,
+            context=context,
+            customer=customer,
+            now=now,
+        )
+    ]
+    if rows:
+        _outbox_insert(rows)
 
 
 def notification_preferences_set(*, merchant, actor, preferences: list[dict]) -> list[NotificationPreference]:

@@ -1,8 +1,9 @@
 """Templates in the recipient's locale, the fallback chain (recipient → merchant's primary
 locale → English, recorded on the row), and right-to-left text.
 
-The project's catalogues get these strings from the translators later; here a catalogue made
-in the test (a real compiled .mo on LOCALE_PATHS) stands in for Arabic.
+The project's catalogues translate every type in all 22 locales, so a missing translation cannot
+be seen with them: here a catalogue made in the test (a real compiled .mo) replaces them on
+LOCALE_PATHS, with Arabic only — every other locale has no translation.
 """
 
 import re
@@ -33,7 +34,7 @@ def arabic_catalogue(settings, tmp_path):
     directory = tmp_path / "ar" / "LC_MESSAGES"
     directory.mkdir(parents=True)
     catalogue.save_as_mofile(str(directory / "django.mo"))
-    settings.LOCALE_PATHS = [tmp_path, *settings.LOCALE_PATHS]  # clears Django's translation caches
+    settings.LOCALE_PATHS = [tmp_path]  # instead of the project's catalogues; clears Django's caches
     return tmp_path
 
 
@@ -120,3 +121,17 @@ def test_a_missing_translation_falls_back_to_the_merchants_locale_then_english_a
     assert properties["direction"] == ("rtl" if rendered_locale == "ar" else "ltr")
     # Merchant-entered badge names follow the rendered locale.
     assert ("نجمة الموسم" in properties["subject"]) == (rendered_locale == "ar")
+
+
+@pytest.mark.parametrize("locale", ["de", "ja", "he", "fa", "zh-CN"])
+def test_the_project_catalogues_render_every_type_without_a_fallback(locale):
+    for notification_type in TYPES.values():
+        rendered = render(
+            type_key=notification_type.key,
+            context=dict.fromkeys(placeholders(notification_type), "7"),
+            locale=locale,
+            merchant_locale="en",
+        )
+        assert rendered.fallback == "", (locale, notification_type.key)
+        assert rendered.subject != notification_type.subject, (locale, notification_type.key)
+        assert rendered.direction == ("rtl" if locale in ("he", "fa") else "ltr")

@@ -6,7 +6,6 @@ from apps.core.audit import audit_record
 from apps.core.models import Customer
 from apps.core.tracking import track_on_commit
 
-
 CUSTOMER_BY_SHOPIFY_ID = (
     f"SELECT * FROM {Customer._meta.db_table} WHERE merchant_id = %s AND shopify_customer_id = %s LIMIT 1"  # noqa: S608
 )
