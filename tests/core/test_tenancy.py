@@ -81,19 +81,32 @@ def foreign_ids(other_merchant):
     customer = other_merchant["customers"][0]
     entry = points_earn(merchant=b, customer=customer, points=100, idempotency_key="b-seed").transaction
     reward = RewardFactory(merchant=b)
+    # Feature apps' ids: one row of each, belonging to the other merchant.
+    from apps.gamification.models import Badge, Team
+    from apps.rfm.models import RfmExperiment
+
+    badge = Badge.objects.create(merchant=b, name={"en": "B only"}, rule={"type": "first_purchase"})
+    team = Team.objects.create(merchant=b, name={"en": "B team"}, cycle="2026-11")
+    experiment = RfmExperiment.objects.create(merchant=b, name="B test", thresholds_a={}, thresholds_b={})
     return {
         "customer_id": customer.pk,
         "staff_id": other_merchant["owner"].pk,
         "transaction_id": entry.pk,
         "reward_id": reward.pk,
+        "badge_id": badge.pk,
+        "team_id": team.pk,
+        "experiment_id": experiment.pk,
     }
+
+
+FOREIGN_ID_NAMES = {"customer_id", "staff_id", "transaction_id", "reward_id", "badge_id", "team_id", "experiment_id"}
 
 
 def test_every_route_with_an_id_is_covered():
     assert _api_routes(), "no API route takes an id"
     for route in _api_routes():
         for name in re.findall(r"<(?:\w+:)?(\w+)>", route):
-            assert name in {"customer_id", "staff_id", "transaction_id", "reward_id"}, f"add {name} to foreign_ids"
+            assert name in FOREIGN_ID_NAMES, f"add {name} to foreign_ids"
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put"])
