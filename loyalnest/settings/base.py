@@ -474,3 +474,16 @@ CELERY_BEAT_SCHEDULE["gamification-nightly"] = {
     "schedule": crontab(hour=GAMIFICATION_NIGHTLY_HOUR, minute=30),
 }
 # --- end of Gamification
+
+# --- Multi-store (apps.multistore): store groups, one shared ledger, metafield copies
+# How long a signed store-group invite stays valid (seconds).
+MULTISTORE_INVITE_TTL_SECONDS = int(env("MULTISTORE_INVITE_TTL_SECONDS", str(7 * 24 * 3600)))
+# Link the group's customers (Celery) as soon as a store joins.
+MULTISTORE_LINK_ON_JOIN = env_bool("MULTISTORE_LINK_ON_JOIN", True)
+# Queue a copy sync of the other stores after every shared balance change.
+MULTISTORE_SYNC_ON_CHANGE = env_bool("MULTISTORE_SYNC_ON_CHANGE", True)
+CELERY_BEAT_SCHEDULE["multistore-reconcile"] = {
+    "task": "apps.multistore.tasks.group_reconcile_all_task",
+    "schedule": crontab(minute=15),
+}
+# --- end of Multi-store

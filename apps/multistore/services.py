@@ -1,0 +1,721 @@
+"""Writes of the multi-store feature: groups and invites, shared identity, copy sync.
+
+Ownership: Shopify gives an app no organisation id, so two stores have the same owner when the
+staff member who invites is the owner (role `owner`) of the inviting store, the staff member
+who accepts is the owner of the invited store, and both have the same normalized email.
+"""
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.audit import audit_record
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from apps.core.models import Customer, Merchant, PointsTransaction, ProgramSettings, StaffRole
+from apps.core.streams import stream_append_on_commit
+from apps.core.tenancy import merchant_scope, scopes_disabled
+from apps.core.tracking import track_on_commit
+from apps.notifications.services import notify
+
+from .ledger import LINK_KEY, MIRROR_KEY, apply_to_customer, lock_accounts, mirror_entry
+from .models import (
+    LinkReview,
+    MemberRole,
+    ReviewStatus,
+    SharedAccount,
+    SharedEntryKind,
+    SharedLedgerEntry,
+    StoreGroup,
+    StoreGroupInvite,
+    StoreGroupMember,
+    SyncLagSample,
+)
+
+logger = logging.getLogger(__name__)
+
+INVITE_SALT = "apps.multistore.invite"
+UNVERIFIED_CONSENT = {"invalid", "redacted"}
+
+
+class InviteInvalid(ApplicationError):
+    code = "invite_invalid"
+    status = 400
+    default_message = _("This invitation is invalid or has expired.")
+
+
+class NotSameOwner(ApplicationError):
+    code = "not_same_owner"
+    status = 403
+    default_message = _("Only the owner of both stores can join them into a group.")
+
+
+class NotPlus(ApplicationError):
+    code = "plan_not_eligible"
+    status = 403
+    default_message = _("Store groups need Shopify Plus.")
+
+
+class AlreadyInGroup(Conflict):
+    code = "already_in_group"
+    default_message = _("This store already belongs to a store group.")
+
+
+class NotInGroup(ApplicationError):
+    code = "not_in_group"
+    status = 404
+    default_message = _("This store does not belong to a store group.")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def email_digest(email: str) -> str:
+    normalized = normalize_email(email)
+    return hashlib.sha256(normalized.encode()).hexdigest() if normalized else ""
+
+
+def is_verified_email(customer: Customer) -> bool:
+    """An address we may match on: present, well-formed, not redacted, not flagged invalid by Shopify."""
+    if not customer.email or customer.redacted_at is not None:
+        return False
+    if customer.email_marketing_consent in UNVERIFIED_CONSENT:
+        return False
+    try:
+        validate_email(customer.email)
+    except DjangoValidationError:
+        return False
+    return True
+
+
+def _owner_email(staff) -> str:
+    if staff is None or staff.role != StaffRole.OWNER or not staff.is_active:
+        return ""
+    return normalize_email(staff.email)
+
+
+def _membership(merchant) -> StoreGroupMember | None:
+    return (
+        StoreGroupMember.objects.select_related("group").filter(merchant_id=getattr(merchant, "pk", merchant)).first()
+    )
+
+
+def group_for(merchant) -> StoreGroup:
+    member = _membership(merchant)
+    if member is None:
+        raise NotInGroup()
+    return member.group
+
+
+def _audit(merchant, actor, event: str, target=None, **metadata):
+    with merchant_scope(merchant):
+        audit_record(
+            merchant=merchant,
+            actor=actor,
+            action="multi_store_sync",
+            target=target,
+            metadata={"event": event, **metadata},
+        )
+
+
+def _write_config(group: StoreGroup) -> None:
+    """Each member's `program_settings.multi_store_config`: the seeds' keys plus what is shared."""
+    members = list(StoreGroupMember.objects.filter(group=group).select_related("merchant").order_by("merchant_id"))
+    domains = [m.merchant.shop_domain for m in members]
+    config = {
+        "group_id": group.pk,
+        "shared_stores": domains,
+        "shared_leaderboard": bool(group.sharing.get("leaderboard")),
+        "shared": {key: bool(group.sharing.get(key, True)) for key in ("points", "tiers", "referrals")},
+    }
+    for member in members:
+        with merchant_scope(member.merchant):
+            program, _created = ProgramSettings.objects.get_or_create(merchant=member.merchant)
+            program.multi_store_config = config
+            program.save(update_fields=["multi_store_config", "updated_at"])
+
+
+def _clear_config(merchant) -> None:
+    with merchant_scope(merchant):
+        ProgramSettings.objects.filter(merchant=merchant).update(multi_store_config={})
+
+
+# --- groups and invites --------------------------------------------------------------------------
+
+
+@dataclass
+class InviteResult:
+    invite: StoreGroupInvite
+    token: str
+
+
+@transaction.atomic
+def group_invite_create(*, merchant, actor, shop_domain: str) -> InviteResult:
+    """Invite another store of the same owner; creates the group on the first invite."""
+    if not _owner_email(actor):
+        raise NotSameOwner()
+    if not merchant.is_plus:
+        raise NotPlus()
+    shop_domain = (shop_domain or "").strip().lower()
+    if shop_domain == merchant.shop_domain:
+        raise ValidationFailed(details={"shop_domain": [str(_("Invite another store, not this one."))]})
+    member = _membership(merchant)
+    if member is None:
+        group = StoreGroup.objects.create(name=merchant.name, created_by=actor)
+        StoreGroupMember.objects.create(group=group, merchant=merchant, role=MemberRole.PRIMARY)
+        _write_config(group)
+    else:
+        group = member.group
+    ttl = timedelta(seconds=settings.MULTISTORE_INVITE_TTL_SECONDS)
+    invite = StoreGroupInvite.objects.create(
+        group=group,
+        invited_by=merchant,
+        invited_by_staff=actor,
+        shop_domain=shop_domain,
+        expires_at=timezone.now() + ttl,
+    )
+    token = signing.dumps({"invite": invite.pk, "shop": shop_domain}, salt=INVITE_SALT, compress=True)
+    _audit(merchant, actor, "invite_created", target=invite, group_id=group.pk)
+    return InviteResult(invite=invite, token=token)
+
+
+@transaction.atomic
+def group_invite_accept(*, merchant, actor, token: str) -> StoreGroup:
+    """Accept an invite inside the invited store's own admin; links shared customers after commit."""
+    try:
+        payload = signing.loads(token or "", salt=INVITE_SALT, max_age=settings.MULTISTORE_INVITE_TTL_SECONDS)
+    except signing.BadSignature as exc:  # also SignatureExpired
+        raise InviteInvalid() from exc
+    invite = (
+        StoreGroupInvite.objects.select_for_update(of=("self",))
+        .select_related("group", "invited_by_staff")
+        .filter(pk=payload.get("invite"))
+        .first()
+    )
+    now = timezone.now()
+    if (
+        invite is None
+        or invite.accepted_at
+        or invite.revoked_at
+        or invite.expires_at <= now
+        or invite.shop_domain != merchant.shop_domain
+        or payload.get("shop") != merchant.shop_domain
+    ):
+        raise InviteInvalid()
+    accepting, inviting = _owner_email(actor), _owner_email(invite.invited_by_staff)
+    if not accepting or accepting != inviting:
+        raise NotSameOwner()
+    if not merchant.is_plus:
+        raise NotPlus()
+    if _membership(merchant) is not None:
+        raise AlreadyInGroup()
+    StoreGroupMember.objects.create(group=invite.group, merchant=merchant, role=MemberRole.MEMBER)
+    invite.accepted_at, invite.accepted_merchant = now, merchant
+    invite.save(update_fields=["accepted_at", "accepted_merchant"])
+    _write_config(invite.group)
+    _audit(merchant, actor, "group_joined", target=invite, group_id=invite.group_id)
+    _audit(invite.invited_by, None, "store_joined", target=invite, group_id=invite.group_id, store=merchant.pk)
+    group_id = invite.group_id
+    if settings.MULTISTORE_LINK_ON_JOIN:
+        transaction.on_commit(lambda: _queue_link(group_id))
+    return invite.group
+
+
+def _queue_link(group_id: str) -> None:
+    from .tasks import shared_customers_link_task
+
+    shared_customers_link_task.delay(group_id=group_id)
+
+
+def group_leave(*, merchant, actor) -> None:
+    """Leave the group: every linked customer is unlinked first (points conserved), then the store."""
+    if actor is None or actor.role != StaffRole.OWNER:
+        raise PermissionDenied()
+    group = group_for(merchant)
+    with scopes_disabled():
+        linked = list(
+            Customer.objects.filter(merchant=merchant, shared_customer_id__isnull=False).values_list("pk", flat=True)
+        )
+    for customer_id in linked:
+        shared_customer_unlink(merchant=merchant, customer_id=customer_id, actor=actor)
+    with transaction.atomic():
+        StoreGroupMember.objects.filter(group=group, merchant=merchant).delete()
+        _clear_config(merchant)
+        _write_config(group)
+        _audit(merchant, actor, "group_left", group_id=group.pk)
+
+
+@transaction.atomic
+def group_sharing_update(*, merchant, actor, **switches) -> StoreGroup:
+    """Turn the shared tiers, referrals and leaderboard on or off for the whole group."""
+    if actor is None or actor.role != StaffRole.OWNER:
+        raise PermissionDenied()
+    group = StoreGroup.objects.select_for_update().get(pk=group_for(merchant).pk)
+    before = dict(group.sharing)
+    for key in ("tiers", "referrals", "leaderboard"):
+        if key in switches and switches[key] is not None:
+            group.sharing[key] = bool(switches[key])
+    group.sharing["points"] = True
+    group.save(update_fields=["sharing", "updated_at"])
+    _write_config(group)
+    _audit(merchant, actor, "sharing_updated", group_id=group.pk, before=before, after=group.sharing)
+    if before.get("leaderboard") != group.sharing.get("leaderboard"):
+        with merchant_scope(merchant):
+            audit_record(
+                merchant=merchant,
+                actor=actor,
+                action="shared_leaderboard_updated",
+                metadata={"group_id": group.pk, "enabled": group.sharing["leaderboard"]},
+            )
+    return group
+
+
+# --- shared identity -----------------------------------------------------------------------------
+
+
+@dataclass
+class LinkReport:
+    linked: int = 0
+    accounts_created: int = 0
+    reviews: int = 0
+
+
+def _member_ids(group) -> list[str]:
+    return list(StoreGroupMember.objects.filter(group=group).values_list("merchant_id", flat=True))
+
+
+def shared_customers_link(*, group, batch: int = 500) -> LinkReport:
+    """Link member stores' customers with the same verified email to one shared customer.
+
+    Unambiguous matches (at most one candidate per store, names not contradicting) are linked;
+    others wait in the review list. Each email is linked in its own short transaction.
+    """
+    report = LinkReport()
+    members = _member_ids(group)
+    with scopes_disabled():
+        candidates = defaultdict(list)
+        for customer in Customer.objects.filter(merchant_id__in=members, redacted_at__isnull=True).exclude(email=""):
+            if is_verified_email(customer):
+                candidates[email_digest(customer.email)].append(customer)
+        kept_apart = set(
+            LinkReview.objects.filter(group=group, status=ReviewStatus.KEPT_APART).values_list(
+                "email_digest", flat=True
+            )
+        )
+    for digest, customers in candidates.items():
+        if digest in kept_apart:
+            continue
+        stores = {c.merchant_id for c in customers}
+        unlinked = [c for c in customers if not c.shared_customer_id]
+        if len(stores) < 2 or not unlinked:
+            continue
+        reason = _ambiguity(customers)
+        if reason:
+            report.reviews += _review_open(group, digest, customers, reason)
+            continue
+        created = _link(group=group, digest=digest, customer_ids=[c.pk for c in customers])
+        report.linked += len(unlinked)
+        report.accounts_created += int(created)
+    return report
+
+
+def _ambiguity(customers) -> str:
+    per_store = defaultdict(int)
+    for customer in customers:
+        per_store[customer.merchant_id] += 1
+    if any(count > 1 for count in per_store.values()):
+        return "duplicate_in_store"
+    names = {
+        (c.first_name.strip().lower(), c.last_name.strip().lower())
+        for c in customers
+        if c.first_name.strip() and c.last_name.strip()
+    }
+    if len(names) > 1:
+        return "name_mismatch"
+    accounts = {c.shared_customer_id for c in customers if c.shared_customer_id}
+    if len(accounts) > 1:
+        return "linked_elsewhere"
+    return ""
+
+
+@transaction.atomic
+def _review_open(group, digest, customers, reason) -> int:
+    review, created = LinkReview.objects.get_or_create(
+        group=group, email_digest=digest, status=ReviewStatus.PENDING, defaults={"reason": reason}
+    )
+    review.customers.add(*customers)
+    return int(created)
+
+
+@transaction.atomic
+def _link(*, group, digest: str, customer_ids: list[str]) -> bool:
+    """Join these customers (and the shared account of any already linked one) into one account.
+
+    The shared balance becomes the sum of the joining customers' balances plus the account's;
+    every linked customer gets an `adjust` entry bringing its balance to it (the merge of the
+    stores' own histories), and the account a `link` entry per joining customer.
+    """
+    with scopes_disabled():
+        preview = list(Customer.objects.filter(pk__in=customer_ids).values_list("shared_customer_id", flat=True))
+        existing_ids = sorted({sid for sid in preview if sid})
+        if len(existing_ids) > 1:
+            raise Conflict(_("These customers are already linked to different shared customers."))
+        created = False
+        if existing_ids:
+            account = lock_accounts(existing_ids)[existing_ids[0]]
+        else:
+            account = SharedAccount.objects.filter(group=group, email_digest=digest).first() if digest else None
+            if account is None:
+                account = SharedAccount.objects.create(group=group, email_digest=digest)
+                created = True
+            account = lock_accounts([account.pk])[account.pk]
+        customers = list(
+            Customer.objects.select_for_update()
+            .filter(Q(pk__in=set(customer_ids)) | Q(shared_customer_id=account.pk))
+            .select_related("merchant")
+            .order_by("pk")
+        )
+        joining = [c for c in customers if c.shared_customer_id != account.pk]
+        if not joining:
+            return created
+        taken = set(
+            Customer.objects.filter(
+                shared_customer_id=account.pk, merchant_id__in=[c.merchant_id for c in joining]
+            ).values_list("merchant_id", flat=True)
+        )
+        if taken or len({c.merchant_id for c in joining}) != len(joining):
+            raise Conflict(_("A store can link only one customer to a shared customer."))
+        now = timezone.now()
+        before = {c.pk: c.points_balance for c in joining}
+        total = account.points_balance + sum(before.values())
+        lifetime = account.lifetime_points + sum(c.lifetime_points for c in joining)
+        shared_tiers = group.sharing.get("tiers", True)
+        version = account.version + 1
+        entries, tiers = [], {}
+        for customer in customers:
+            delta = total - customer.points_balance
+            lifetime_delta = lifetime - customer.lifetime_points if shared_tiers else 0
+            balance = apply_to_customer(customer, delta, lifetime_delta, tiers, shared_tiers)
+            if delta:
+                entries.append(
+                    mirror_entry(
+                        customer,
+                        points=delta,
+                        balance_after=balance,
+                        key=f"multistore:link:{account.pk}:{version}",
+                        metadata={LINK_KEY: account.pk},
+                        reason="multi-store link",
+                    )
+                )
+            customer.shared_customer_id = account.pk
+            customer.updated_at = now
+        running, shared_entries = account.points_balance, []
+        for customer in joining:
+            running += before[customer.pk]
+            shared_entries.append(
+                SharedLedgerEntry(
+                    account=account,
+                    kind=SharedEntryKind.LINK,
+                    source_merchant_id=customer.merchant_id,
+                    source_customer=customer,
+                    points=before[customer.pk],
+                    balance_after=running,
+                )
+            )
+        PointsTransaction.objects.bulk_create(entries)
+        Customer.objects.bulk_update(
+            customers,
+            ["points_balance", "lifetime_points", "vip_tier", "lifecycle_stage", "shared_customer_id", "updated_at"],
+        )
+        SharedLedgerEntry.objects.bulk_create(shared_entries)
+        account.points_balance, account.lifetime_points, account.version, account.changed_at = (
+            total,
+            lifetime,
+            version,
+            now,
+        )
+        account.save(update_fields=["points_balance", "lifetime_points", "version", "changed_at"])
+        for customer in customers:
+            stream_append_on_commit(
+                merchant_id=customer.merchant_id,
+                key=f"points:{customer.pk}",
+                data={"customer_id": customer.pk, "points_balance": total, "shared_customer_id": account.pk},
+            )
+        for customer in joining:
+            with merchant_scope(customer.merchant_id):
+                audit_record(
+                    merchant=customer.merchant,
+                    action="multi_store_sync",
+                    target=customer,
+                    metadata={"event": "customer_linked", "shared_customer_id": account.pk, "points_balance": total},
+                )
+    return created
+
+
+def _native_balance(customer_id: str) -> int:
+    """What the store's own ledger moved for this customer (its entries minus multi-store ones)."""
+    rows = PointsTransaction.objects.filter(customer_id=customer_id).values_list("points", "metadata")
+    return sum(points for points, metadata in rows if not (metadata or {}).keys() & {MIRROR_KEY, LINK_KEY})
+
+
+@transaction.atomic
+def shared_customer_unlink(*, merchant, customer_id: str, actor=None) -> Customer:
+    """Take one store's customer out of its shared customer, conserving points.
+
+    The customer keeps what its own store's ledger earned net of what it spent (between zero
+    and the shared balance); the rest stays with the other linked customers. Just after a link
+    with no activity this restores every store's balance exactly.
+    """
+    with scopes_disabled():
+        preview = Customer.objects.filter(merchant=merchant, pk=customer_id).first()
+        if preview is None:
+            raise NotFound(_("Customer not found."))
+        if not preview.shared_customer_id:
+            return preview
+        account = lock_accounts([preview.shared_customer_id]).get(preview.shared_customer_id)
+        customers = list(
+            Customer.objects.select_for_update()
+            .filter(shared_customer_id=preview.shared_customer_id)
+            .select_related("merchant")
+            .order_by("pk")
+        )
+        leaving = next(c for c in customers if c.pk == customer_id)
+        others = [c for c in customers if c.pk != customer_id]
+        shared = account.points_balance
+        keep = min(max(_native_balance(leaving.pk), 0), shared)
+        version = account.version + 1
+        now = timezone.now()
+        entries = []
+        for customer, delta in [(leaving, keep - shared)] + [(c, -keep) for c in others]:
+            balance = apply_to_customer(customer, delta, 0, {}, False)
+            if delta:
+                entries.append(
+                    mirror_entry(
+                        customer,
+                        points=delta,
+                        balance_after=balance,
+                        key=f"multistore:unlink:{account.pk}:{version}",
+                        metadata={LINK_KEY: account.pk, "unlinked": leaving.pk},
+                        reason="multi-store unlink",
+                    )
+                )
+            customer.updated_at = now
+        leaving.shared_customer_id = None
+        PointsTransaction.objects.bulk_create(entries)
+        Customer.objects.bulk_update(customers, ["points_balance", "shared_customer_id", "updated_at"])
+        account.points_balance -= keep
+        account.version, account.changed_at = version, now
+        account.save(update_fields=["points_balance", "version", "changed_at"])
+        SharedLedgerEntry.objects.create(
+            account=account,
+            kind=SharedEntryKind.UNLINK,
+            source_merchant_id=merchant.pk,
+            source_customer=leaving,
+            points=-keep,
+            balance_after=account.points_balance,
+        )
+    with merchant_scope(merchant):
+        audit_record(
+            merchant=merchant,
+            actor=actor,
+            action="multi_store_sync",
+            target=leaving,
+            metadata={"event": "customer_unlinked", "shared_customer_id": account.pk, "points_balance": keep},
+        )
+    for customer in customers:
+        stream_append_on_commit(
+            merchant_id=customer.merchant_id,
+            key=f"points:{customer.pk}",
+            data={"customer_id": customer.pk, "points_balance": customer.points_balance},
+        )
+    return leaving
+
+
+def link_review_resolve(*, merchant, actor, review_id: str, decision: str) -> LinkReview:
+    """Merge the customers of a review into one shared customer, or keep them apart for good."""
+    if decision not in (ReviewStatus.MERGED, ReviewStatus.KEPT_APART):
+        raise ValidationFailed(details={"decision": [str(_("Choose merge or keep apart."))]})
+    group = group_for(merchant)
+    with transaction.atomic():
+        review = LinkReview.objects.select_for_update().filter(group=group, pk=review_id).first()
+        if review is None:
+            raise NotFound(_("This review does not exist."))
+        if review.status != ReviewStatus.PENDING:
+            raise Conflict(_("This review was already resolved."))
+        if decision == ReviewStatus.MERGED:
+            with scopes_disabled():
+                customer_ids = list(review.customers.values_list("pk", flat=True))
+            _link(group=group, digest=review.email_digest, customer_ids=customer_ids)
+        review.status, review.resolved_by, review.resolved_at = decision, actor, timezone.now()
+        review.save(update_fields=["status", "resolved_by", "resolved_at"])
+        _audit(merchant, actor, f"review_{decision}", target=review, group_id=group.pk)
+    return review
+
+
+# --- copy sync --------------------------------------------------------------------------------
+
+
+@dataclass
+class StoreSync:
+    store_id: str
+    status: str
+    error: str = ""
+
+
+@dataclass
+class PointsSyncResult:
+    status: str
+    points_balance: int
+    error: str | None
+    stores: list[StoreSync] = field(default_factory=list)
+
+
+def _copy_sync(store: Merchant, customer_ids: list[str], changed_at=None) -> tuple[str, str]:
+    """Sync these customers' metafield copies in one store; ("synced"|"failed", error code)."""
+    from apps.shopify.graphql import ShopifyError
+    from apps.shopify.metafields import customer_metafields_sync
+
+    try:
+        with merchant_scope(store):
+            report = customer_metafields_sync(merchant=store, customers=customer_ids)
+    except ShopifyError as exc:
+        logger.warning("multi-store copy sync failed for store %s: %s", store.pk, type(exc).__name__)
+        return "failed", "shopify_unavailable"
+    if report.failed:
+        return "failed", "copy_refused"
+    if changed_at is not None:
+        group = _membership(store)
+        if group is not None:
+            lag = max(int((timezone.now() - changed_at).total_seconds() * 1000), 0)
+            SyncLagSample.objects.create(group_id=group.group_id, merchant=store, lag_ms=lag)
+    return "synced", ""
+
+
+def points_sync(*, merchant, customer, store_ids: list[str] | None, locale: str | None, actor=None) -> PointsSyncResult:
+    """Bring the listed stores' copies of a shared customer up to the shared ledger.
+
+    `store_ids` are member merchant ids or shop domains; empty means every member store. Stores
+    outside the caller's group are refused (nothing is written). Shopify is called outside any
+    transaction; the audit, streams, notification and PostHog event follow in one transaction.
+    """
+    group = group_for(merchant)
+    with scopes_disabled():
+        members = {
+            m.merchant.pk: m.merchant for m in StoreGroupMember.objects.filter(group=group).select_related("merchant")
+        }
+        by_domain = {m.shop_domain: m for m in members.values()}
+        wanted = []
+        for store_id in store_ids or list(members):
+            store = members.get(store_id) or by_domain.get(store_id)
+            if store is None:
+                raise ValidationFailed(
+                    details={"store_ids": [str(_("%(store)s is not a store of this group.") % {"store": store_id})]}
+                )
+            wanted.append(store)
+        account = SharedAccount.objects.filter(group=group, pk=customer.shared_customer_id or "").first()
+        if account is None:
+            raise ValidationFailed(details={"customer_id": [str(_("This customer is not shared across stores yet."))]})
+        linked = dict(
+            Customer.objects.filter(shared_customer_id=account.pk, merchant_id__in=[s.pk for s in wanted]).values_list(
+                "merchant_id", "pk"
+            )
+        )
+    outcomes = []
+    for store in dict.fromkeys(wanted):
+        if store.pk not in linked:
+            outcomes.append(StoreSync(store.pk, "skipped", "no_linked_customer"))
+            continue
+        status, error = _copy_sync(store, [linked[store.pk]], changed_at=account.changed_at)
+        outcomes.append(StoreSync(store.pk, status, error))
+    failed = [o for o in outcomes if o.status == "failed"]
+    status = "synced" if not failed else ("partial" if len(failed) < len(outcomes) else "failed")
+    error = failed[0].error if failed else None
+    with transaction.atomic(), merchant_scope(merchant):
+        fresh = Customer.objects.get(pk=customer.pk)
+        audit_record(
+            merchant=merchant,
+            actor=actor,
+            action="multi_store_sync",
+            target=fresh,
+            metadata={
+                "event": "points_sync",
+                "shared_customer_id": account.pk,
+                "stores": [{"store_id": o.store_id, "status": o.status, "error": o.error} for o in outcomes],
+                "points_balance": fresh.points_balance,
+            },
+        )
+        stream_append_on_commit(
+            merchant_id=merchant.pk,
+            key=f"points:{fresh.pk}",
+            data={"customer_id": fresh.pk, "points_balance": fresh.points_balance, "shared_customer_id": account.pk},
+        )
+        stream_append_on_commit(
+            merchant_id=merchant.pk,
+            key=f"tiers:{fresh.pk}",
+            data={"customer_id": fresh.pk, "vip_tier_id": fresh.vip_tier_id, "shared_customer_id": account.pk},
+        )
+        if status != "failed":
+            notify(
+                merchant=merchant,
+                type="points_shared",
+                idempotency_key=f"points_shared:{account.pk}:{merchant.pk}",
+                customer=fresh,
+                locale=locale,
+                context={"points_balance": fresh.points_balance, "store_count": len(members)},
+            )
+        track_on_commit(
+            "multi_store_sync",
+            merchant=merchant,
+            distinct_id=fresh.pk,
+            properties={"stores": len(outcomes), "status": status},
+        )
+    return PointsSyncResult(status=status, points_balance=fresh.points_balance, error=error, stores=outcomes)
+
+
+def group_copies_sync(*, group_id: str, merchant_id: str, after: str = "", limit: int = 500) -> tuple[int, str]:
+    """Sync one page of a member store's linked customers; returns (synced, last id) for the next page."""
+    with scopes_disabled():
+        store = Merchant.objects.get(pk=merchant_id)
+        page = list(
+            Customer.objects.filter(merchant=store, shared_customer_id__isnull=False, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+    if not page:
+        return 0, ""
+    _copy_sync(store, page)
+    return len(page), page[-1]
+
+
+def group_reconcile(*, group_id: str) -> dict:
+    """Repair every stale copy of every member store (the metafields sweep, store by store)."""
+    from apps.shopify.metafields import customer_metafields_sweep
+
+    results = {}
+    with scopes_disabled():
+        stores = list(Merchant.objects.filter(store_group_membership__group_id=group_id).order_by("pk"))
+    for store in stores:
+        with merchant_scope(store):
+            report = customer_metafields_sweep(merchant=store)
+        results[store.pk] = report.as_dict()
+    return results
+
+
+def ledger_totals(*, group_id: str) -> dict:
+    """Shared balances against the sum of their shared entries (for checks and the benchmark)."""
+    rows = SharedLedgerEntry.objects.filter(account__group_id=group_id).values("account").annotate(s=Sum("points"))
+    return {row["account"]: row["s"] for row in rows}
