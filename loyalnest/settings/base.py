@@ -475,6 +475,21 @@ CELERY_BEAT_SCHEDULE["gamification-nightly"] = {
 }
 # --- end of Gamification
 
+# --- Slack community (apps.slack_community): LoyalNest Collective
+# The Web API calls reuse the Collective's bot token and base URL of the notifications section
+# (NOTIFICATIONS_SLACK_BOT_TOKEN, NOTIFICATIONS_SLACK_API_BASE_URL) and its circuit breakers.
+# Channels a new member is added to (comma-separated channel ids, e.g. C0123ABCD,C0456EFGH).
+SLACK_COMMUNITY_CHANNEL_IDS = [c.strip() for c in env("SLACK_COMMUNITY_CHANNEL_IDS", "").split(",") if c.strip()]
+# Optional Enterprise Grid admin token (admin.conversations.invite); blank: conversations.invite.
+SLACK_COMMUNITY_ADMIN_TOKEN = env("SLACK_COMMUNITY_ADMIN_TOKEN", "")
+# Events API request signing secret (X-Slack-Signature); blank refuses every event.
+SLACK_COMMUNITY_SIGNING_SECRET = env("SLACK_COMMUNITY_SIGNING_SECRET", "")
+# The Collective's invite link shown on the merchant page to people not yet in the workspace.
+SLACK_COMMUNITY_WORKSPACE_URL = env("SLACK_COMMUNITY_WORKSPACE_URL", "https://loyalnest-collective.slack.com")
+# An invite Slack could not take (rate limit, outage, open breaker) is retried this many times.
+SLACK_COMMUNITY_INVITE_MAX_RETRIES = int(env("SLACK_COMMUNITY_INVITE_MAX_RETRIES", "3"))
+# --- end of Slack community
+
 # --- Multi-store (apps.multistore): store groups, one shared ledger, metafield copies
 # How long a signed store-group invite stays valid (seconds).
 MULTISTORE_INVITE_TTL_SECONDS = int(env("MULTISTORE_INVITE_TTL_SECONDS", str(7 * 24 * 3600)))
