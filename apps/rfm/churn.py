@@ -26,6 +26,7 @@ from apps.core.audit import audit_record
 from apps.core.models import Customer
 from apps.core.streams import stream_append_many_on_commit
 from apps.core.tracking import track_on_commit
+from apps.slack_community.selectors import beta_feature_enabled
 
 from .experiments import nudge_experiment_customers
 from .models import ChurnModel, ChurnNudge, RfmExperiment, RfmSettings
@@ -318,7 +319,11 @@ def churn_model_fit(*, merchant, horizon_days: int, algorithm: str, now: datetim
             note="too_little_history",
         )
         return card, parameters
-    kinds = ["logistic_regression", "mlp"] if algorithm == RfmSettings.Algorithm.AUTO else [algorithm]
+    kinds = [algorithm]
+    if algorithm == RfmSettings.Algorithm.AUTO:
+        # The neural network in the automatic choice is a LoyalNest Collective beta (`rfm_advanced`).
+        advanced = beta_feature_enabled(merchant, "rfm_advanced")
+        kinds = ["logistic_regression", "mlp"] if advanced else ["logistic_regression"]
     candidates = []
     for kind in kinds:
         parameters = _fit(kind, train)

@@ -47,7 +47,8 @@ def test_a_model_is_trained_with_a_time_split_and_an_honest_card(merchant, histo
     assert model.baseline_accuracy == model.churn_rate
     assert 0 < model.baseline_accuracy < 1
     assert model.accuracy > model.baseline_accuracy
-    assert {c["algorithm"] for c in model.candidates} == {"logistic_regression", "mlp"}
+    # The neural network joins the automatic choice only for the `rfm_advanced` beta (tests/slack_community).
+    assert {c["algorithm"] for c in model.candidates} == {"logistic_regression"}
     assert model.note == ""
     assert not ChurnModel.objects.filter(merchant=other_merchant["merchant"]).exists()
 
