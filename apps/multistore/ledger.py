@@ -167,6 +167,12 @@ def _propagate(sender, *, merchant, entries, **kwargs):
                 streams.setdefault(customer.merchant_id, {})[customer.pk] = (customer, balance)
         if not shared_entries:
             return
+        leaderboard = [
+            (a.group_id, e.account_id, e.points)
+            for e in shared_entries
+            for a in [e.account]
+            if e.points > 0 and sharing.get(a.group_id, {}).get("leaderboard")
+        ]
         SharedLedgerEntry.objects.bulk_create(shared_entries)
         SharedAccount.objects.bulk_update(
             list(accounts.values()), ["points_balance", "lifetime_points", "version", "changed_at"]
@@ -189,6 +195,27 @@ def _propagate(sender, *, merchant, entries, **kwargs):
             ],
         )
     _queue_copy_sync(streams)
+    if leaderboard:
+        transaction.on_commit(lambda: _leaderboard_add(leaderboard))
+
+
+def _leaderboard_add(scores) -> None:
+    """Add earned points to the cycle's sorted set if it is built (else it is rebuilt from SQL)."""
+    import redis
+
+    from apps.core.redis import get_redis
+
+    from .selectors import current_cycle, leaderboard_key
+
+    try:
+        client = get_redis()
+        cycle = current_cycle()
+        for group_id, account_id, points in scores:
+            key = leaderboard_key(group_id, cycle)
+            if client.exists(key):
+                client.zincrby(key, points, account_id)
+    except redis.RedisError:
+        pass  # the next read rebuilds from PostgreSQL
 
 
 def _queue_copy_sync(streams: dict) -> None:

@@ -96,7 +96,7 @@ def is_verified_email(customer: Customer) -> bool:
     if customer.email_marketing_consent in UNVERIFIED_CONSENT:
         return False
     try:
-        validate_email(customer.email)
+        validate_email(normalize_email(customer.email))
     except DjangoValidationError:
         return False
     return True
