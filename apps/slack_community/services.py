@@ -112,8 +112,13 @@ def slack_community_join(*, merchant, actor, slack_user_id: str, locale: str) ->
 
 @transaction.atomic
 def _member_store(*, merchant, actor, slack_user_id: str, locale: str) -> SlackCommunityMember:
-    member = SlackCommunityMember.objects.filter(merchant=merchant, slack_user_id=slack_user_id).first()
+    member = (
+        SlackCommunityMember.objects.select_for_update().filter(merchant=merchant, slack_user_id=slack_user_id).first()
+    )
     if member is not None:
+        if member.status == MemberStatus.INACTIVE:  # left the channels, now joins again
+            member.status = MemberStatus.INVITED
+            member.save(update_fields=["status", "updated_at"])
         return member
     member = SlackCommunityMember(
         merchant=merchant,

@@ -202,3 +202,46 @@ def test_idempotency_key_replays_the_answer(api, owner, merchant, slack):
 
     assert first.json() == second.json() and second["Idempotent-Replayed"] == "true"
     assert SlackCommunityMember.objects.count() == 1
+
+
+def test_the_onboarding_message_reaches_the_merchants_slack_in_its_locale(
+    api, owner, merchant, other_merchant, slack, django_capture_on_commit_callbacks
+):
+    from tests.notifications.support import SLACK_WEBHOOK, connect_providers, deliver_due
+
+    connect_providers(merchant)
+    slack.add_member(MEMBER)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _join(api, owner, locale="ja").status_code == 200
+
+    deliver_due()
+
+    onboarding = Notification.objects.get(merchant=merchant, type="slack_joined")
+    assert onboarding.locale == "ja" and onboarding.state == "sent"
+    posted = [r for r in slack.requests if r.path.startswith("/services/")]
+    assert [r.path for r in posted] == [SLACK_WEBHOOK.removeprefix("https://hooks.slack.com")]
+    assert "Alpha Pets" in posted[0].json()["text"] and "LoyalNest Collective" in posted[0].json()["text"]
+    assert not Notification.objects.filter(merchant=other_merchant["merchant"]).exists()
+
+
+def test_a_member_who_left_can_join_again(api, owner, merchant, slack):
+    slack.add_member(MEMBER)
+    first = _join(api, owner).json()["community_id"]
+    SlackCommunityMember.objects.filter(pk=first).update(status="inactive")
+    for channel in CHANNELS:
+        slack.channels[channel].discard(MEMBER)
+
+    again = _join(api, owner)
+
+    assert again.json()["community_id"] == first and again.json()["member_status"] == "invited"
+    assert all(MEMBER in slack.channels[c] for c in CHANNELS)
+
+
+def test_without_a_configured_community_join_is_503(api, owner, merchant, slack, settings):
+    settings.SLACK_COMMUNITY_CHANNEL_IDS = []
+    slack.add_member(MEMBER)
+
+    response = _join(api, owner)
+
+    assert response.status_code == 503 and response.json()["error"]["code"] == "community_unavailable"
+    assert not SlackCommunityMember.objects.exists() and not slack.requests
