@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.ids import PrefixedIdField
 from apps.core.models import Customer, Merchant, PointsTransaction, StaffMember, TimestampedModel
+from apps.core.tenancy import TenantManager
 
 SHARED_KEYS = ("points", "tiers", "referrals", "leaderboard")
 
@@ -47,6 +48,11 @@ class StoreGroupMember(models.Model):
     merchant = models.OneToOneField(Merchant, on_delete=models.CASCADE, related_name="store_group_membership")
     role = models.CharField(max_length=16, choices=MemberRole.choices, default=MemberRole.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
+
+    # Scoped like every row naming a merchant; the group's own code, which always filters by
+    # group and spans its member stores by design, reads through `across_stores`.
+    objects = TenantManager()
+    across_stores = models.Manager()  # noqa: DJ012  (a second manager, not a field)
 
     class Meta:
         db_table = "multistore_group_members"
@@ -191,6 +197,9 @@ class SyncLagSample(models.Model):
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
     lag_ms = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = TenantManager()
+    across_stores = models.Manager()  # noqa: DJ012  (a second manager, not a field)
 
     class Meta:
         db_table = "multistore_sync_lag"

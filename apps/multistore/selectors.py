@@ -20,7 +20,9 @@ LAG_WINDOW_HOURS = 24
 
 
 def group_member_list(*, group) -> list[StoreGroupMember]:
-    return list(StoreGroupMember.objects.filter(group=group).select_related("merchant").order_by("joined_at", "id"))
+    return list(
+        StoreGroupMember.across_stores.filter(group=group).select_related("merchant").order_by("joined_at", "id")
+    )
 
 
 def sync_accuracy(*, merchant_id: str) -> dict:
@@ -64,7 +66,7 @@ def link_review_list(*, group, status: str = ReviewStatus.PENDING) -> list[LinkR
 
 def group_overview(*, merchant) -> dict | None:
     """What the merchant page and GET /v1/api/multi-store/group show; None outside a group."""
-    member = StoreGroupMember.objects.select_related("group").filter(merchant=merchant).first()
+    member = StoreGroupMember.across_stores.select_related("group").filter(merchant=merchant).first()
     if member is None:
         return None
     group = member.group

@@ -110,7 +110,9 @@ def _owner_email(staff) -> str:
 
 def _membership(merchant) -> StoreGroupMember | None:
     return (
-        StoreGroupMember.objects.select_related("group").filter(merchant_id=getattr(merchant, "pk", merchant)).first()
+        StoreGroupMember.across_stores.select_related("group")
+        .filter(merchant_id=getattr(merchant, "pk", merchant))
+        .first()
     )
 
 
@@ -134,7 +136,9 @@ def _audit(merchant, actor, event: str, target=None, **metadata):
 
 def _write_config(group: StoreGroup) -> None:
     """Each member's `program_settings.multi_store_config`: the seeds' keys plus what is shared."""
-    members = list(StoreGroupMember.objects.filter(group=group).select_related("merchant").order_by("merchant_id"))
+    members = list(
+        StoreGroupMember.across_stores.filter(group=group).select_related("merchant").order_by("merchant_id")
+    )
     domains = [m.merchant.shop_domain for m in members]
     config = {
         "group_id": group.pk,
@@ -176,7 +180,7 @@ def group_invite_create(*, merchant, actor, shop_domain: str) -> InviteResult:
     member = _membership(merchant)
     if member is None:
         group = StoreGroup.objects.create(name=merchant.name, created_by=actor)
-        StoreGroupMember.objects.create(group=group, merchant=merchant, role=MemberRole.PRIMARY)
+        StoreGroupMember.across_stores.create(group=group, merchant=merchant, role=MemberRole.PRIMARY)
         _write_config(group)
     else:
         group = member.group
@@ -223,7 +227,7 @@ def group_invite_accept(*, merchant, actor, token: str) -> StoreGroup:
         raise NotPlus()
     if _membership(merchant) is not None:
         raise AlreadyInGroup()
-    StoreGroupMember.objects.create(group=invite.group, merchant=merchant, role=MemberRole.MEMBER)
+    StoreGroupMember.across_stores.create(group=invite.group, merchant=merchant, role=MemberRole.MEMBER)
     invite.accepted_at, invite.accepted_merchant = now, merchant
     invite.save(update_fields=["accepted_at", "accepted_merchant"])
     _write_config(invite.group)
@@ -253,7 +257,7 @@ def group_leave(*, merchant, actor) -> None:
     for customer_id in linked:
         shared_customer_unlink(merchant=merchant, customer_id=customer_id, actor=actor)
     with transaction.atomic():
-        StoreGroupMember.objects.filter(group=group, merchant=merchant).delete()
+        StoreGroupMember.across_stores.filter(group=group, merchant=merchant).delete()
         _clear_config(merchant)
         _write_config(group)
         _audit(merchant, actor, "group_left", group_id=group.pk)
@@ -295,7 +299,7 @@ class LinkReport:
 
 
 def _member_ids(group) -> list[str]:
-    return list(StoreGroupMember.objects.filter(group=group).values_list("merchant_id", flat=True))
+    return list(StoreGroupMember.across_stores.filter(group=group).values_list("merchant_id", flat=True))
 
 
 def shared_customers_link(*, group, batch: int = 500) -> LinkReport:
@@ -601,7 +605,7 @@ def _copy_sync(store: Merchant, customer_ids: list[str], changed_at=None) -> tup
         group = _membership(store)
         if group is not None:
             lag = max(int((timezone.now() - changed_at).total_seconds() * 1000), 0)
-            SyncLagSample.objects.create(group_id=group.group_id, merchant=store, lag_ms=lag)
+            SyncLagSample.across_stores.create(group_id=group.group_id, merchant=store, lag_ms=lag)
     return "synced", ""
 
 
@@ -615,7 +619,8 @@ def points_sync(*, merchant, customer, store_ids: list[str] | None, locale: str 
     group = group_for(merchant)
     with scopes_disabled():
         members = {
-            m.merchant.pk: m.merchant for m in StoreGroupMember.objects.filter(group=group).select_related("merchant")
+            m.merchant.pk: m.merchant
+            for m in StoreGroupMember.across_stores.filter(group=group).select_related("merchant")
         }
         by_domain = {m.shop_domain: m for m in members.values()}
         wanted = []

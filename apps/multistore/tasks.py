@@ -28,7 +28,7 @@ def shared_copies_sync_task(*, merchant_id: str, customer_ids: list[str], **kwar
 @shared_task(acks_late=True)
 def group_sync_task(*, group_id: str, **kwargs):
     """Bulk sync of a whole group: one page task per member store, each chaining the next page."""
-    for merchant_id in StoreGroupMember.objects.filter(group_id=group_id).values_list("merchant_id", flat=True):
+    for merchant_id in StoreGroupMember.across_stores.filter(group_id=group_id).values_list("merchant_id", flat=True):
         group_copies_page_task.delay(group_id=group_id, merchant_id=merchant_id, after="")
 
 

@@ -31,7 +31,7 @@ def multistore_page(request, session):
     if overview:
         with scopes_disabled():
             for review in selectors.link_review_list(
-                group=selectors.StoreGroupMember.objects.get(merchant=merchant).group
+                group=selectors.StoreGroupMember.across_stores.get(merchant=merchant).group
             ):
                 for customer in review.customers.all():
                     names[customer.pk] = (customer.display_name, customer.merchant.shop_domain)

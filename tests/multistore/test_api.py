@@ -215,3 +215,30 @@ def test_sharing_switches_are_audited_and_written_to_every_member(api, group, st
     config = ProgramSettings.objects.get(merchant=eu).multi_store_config
     assert config["shared_leaderboard"] is True and config["shared"]["tiers"] is False
     assert AuditLog.objects.filter(merchant=us, action="shared_leaderboard_updated").count() == 1
+
+
+def test_a_review_is_resolved_through_the_api_and_another_groups_review_is_404(api, group, stores):
+    from apps.multistore.models import LinkReview
+
+    (us, us_owner), (eu, _), _ = stores
+    CustomerFactory(merchant=us, email="kim@example.com", first_name="Kim", last_name="Lee")
+    CustomerFactory(merchant=eu, email="kim@example.com", first_name="Kimberly", last_name="Park")
+    shared_customers_link(group=group)
+    review = LinkReview.objects.get(group=group)
+    _outsider, outsider_owner = plus_store("lone.myshopify.com", owner_email="l@l.example", user_id="99001")
+    denied = api.post(
+        "/v1/api/multi-store/reviews/resolve",
+        {"review_id": review.pk, "decision": "merged"},
+        format="json",
+        **auth_header(outsider_owner),
+    )
+    assert denied.status_code == 404
+    assert LinkReview.objects.get(pk=review.pk).status == "pending"
+    done = api.post(
+        "/v1/api/multi-store/reviews/resolve",
+        {"review_id": review.pk, "decision": "kept_apart"},
+        format="json",
+        **auth_header(us_owner),
+    )
+    assert done.status_code == 200, done.json()
+    assert LinkReview.objects.get(pk=review.pk).status == "kept_apart"

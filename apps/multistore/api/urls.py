@@ -9,5 +9,5 @@ urlpatterns = [
     path("multi-store/invites/accept", views.StoreGroupAcceptApi.as_view(), name="invite-accept"),
     path("multi-store/leave", views.StoreGroupLeaveApi.as_view(), name="leave"),
     path("multi-store/sharing", views.StoreGroupSharingApi.as_view(), name="sharing"),
-    path("multi-store/reviews/<str:review_id>", views.LinkReviewResolveApi.as_view(), name="review-resolve"),
+    path("multi-store/reviews/resolve", views.LinkReviewResolveApi.as_view(), name="review-resolve"),
 ]

@@ -125,6 +125,7 @@ class StoreGroupSharingApi(MerchantApiView):
 
 
 class ReviewResolveInputSerializer(StrictSerializer):
+    review_id = serializers.CharField(max_length=64)
     decision = serializers.ChoiceField(choices=[ReviewStatus.MERGED, ReviewStatus.KEPT_APART])
 
 
@@ -132,11 +133,9 @@ class LinkReviewResolveApi(MerchantApiView):
     required_scope = "admin:points"
 
     @extend_schema(request=ReviewResolveInputSerializer, responses=inline_serializer("ReviewOutput", {}))
-    def post(self, request, review_id: str):
+    def post(self, request):
         data = self.validated(ReviewResolveInputSerializer, request.data)
-        review = services.link_review_resolve(
-            merchant=request.merchant, actor=request.staff, review_id=review_id, decision=data["decision"]
-        )
+        review = services.link_review_resolve(merchant=request.merchant, actor=request.staff, **data)
         return self.ok(review_id=review.pk, review_status=review.status)
 
 
