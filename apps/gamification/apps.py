@@ -20,4 +20,6 @@ class GamificationConfig(AppConfig):
         orders_synced.connect(on_orders_synced, dispatch_uid="gamification.orders_synced")
         ledger_entries_written.connect(on_ledger_entries_written, dispatch_uid="gamification.ledger_entries_written")
         register_flow_action(ACTION_AWARD_BADGE, flow_award_badge)
-        register_widget_contributor("gamification", widget_contribution)
+        # Several reads per shopper: cached a minute per shopper and locale, dropped after commit
+        # when their badges, streak or team change (team ranks may lag by up to a minute).
+        register_widget_contributor("gamification", widget_contribution, cache_seconds=60)

@@ -27,6 +27,16 @@ def leaderboard_key(merchant_id: str, cycle: str) -> str:
     return f"team_leaderboard:{merchant_id}:{cycle}"
 
 
+# Redis keeps no empty sorted set: a cycle without scores would look "lost" and be rebuilt from
+# PostgreSQL on every read. The rebuild leaves this marker, so such a board reads as empty for a
+# while instead.
+BUILT_MARKER_SECONDS = 300
+
+
+def _built_marker(key: str) -> str:
+    return f"{key}:built"
+
+
 def scores_from_database(*, merchant_id: str, cycle: str) -> dict[str, int]:
     """Every team of the cycle with its score (0 for teams without a row yet)."""
     with scopes_disabled():
@@ -52,6 +62,7 @@ def leaderboard_rebuild(*, merchant_id: str, cycle: str, client=None) -> dict[st
     pipeline.delete(key)
     if scores:
         pipeline.zadd(key, scores)
+    pipeline.set(_built_marker(key), "1", ex=BUILT_MARKER_SECONDS)
     pipeline.execute()
     return scores
 
@@ -61,7 +72,7 @@ def leaderboard_refresh(*, merchant_id: str, cycle: str, team_ids: list[str]) ->
     try:
         client = get_redis()
         key = leaderboard_key(merchant_id, cycle)
-        if not client.exists(key):
+        if not client.exists(key):  # writes rebuild whenever the set itself is missing
             leaderboard_rebuild(merchant_id=merchant_id, cycle=cycle, client=client)
             return
         with scopes_disabled():
@@ -106,7 +117,7 @@ def leaderboard_top(*, merchant_id: str, cycle: str, limit: int) -> list[tuple[s
     try:
         client = get_redis()
         pipeline = client.pipeline(transaction=False)
-        pipeline.exists(key)
+        pipeline.exists(key, _built_marker(key))
         pipeline.zrevrange(key, 0, limit - 1, withscores=True)
         exists, top = pipeline.execute()
         if exists:
@@ -124,7 +135,7 @@ def leaderboard_rank(*, merchant_id: str, cycle: str, team_id: str) -> tuple[int
     try:
         client = get_redis()
         pipeline = client.pipeline(transaction=False)
-        pipeline.exists(key)
+        pipeline.exists(key, _built_marker(key))
         pipeline.zrevrank(key, team_id)
         pipeline.zscore(key, team_id)
         exists, rank, score = pipeline.execute()

@@ -21,6 +21,7 @@ from apps.core.models import Customer, ReferralLink
 from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.streams import stream_append_on_commit
 from apps.core.tracking import track_on_commit
+from apps.theme_extensions.services import widget_contributions_forget_on_commit
 
 from . import rules
 from .awarding import (
@@ -358,11 +359,13 @@ def team_create(*, merchant, actor, name: dict, cycle: str, is_open: bool = True
 def _membership_add(*, merchant, customer, team: Team, joined_via: str) -> TeamMembership:
     try:
         with transaction.atomic():
-            return TeamMembership.objects.create(
+            membership = TeamMembership.objects.create(
                 merchant=merchant, customer=customer, team=team, cycle=team.cycle, joined_via=joined_via
             )
     except IntegrityError:
         raise TeamAlreadyJoined() from None
+    widget_contributions_forget_on_commit(merchant_id=merchant.pk, customer_ids=[customer.pk])
+    return membership
 
 
 @transaction.atomic

@@ -11,6 +11,7 @@ from apps.core.audit import audit_record
 from apps.core.ids import new_id
 from apps.core.locales import LOCALES
 from apps.core.models import ProgramSettings
+from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.redis import get_redis
 from apps.core.streams import stream_append_on_commit, stream_name
 from apps.core.tracking import track, track_on_commit
@@ -22,20 +23,24 @@ from .models import WidgetEventKind
 from .rendering import widget_preview
 from .selectors import content_key, theme_extension_config_get, theme_key
 
-try:  # the broker-safe enqueue helper moved from apps.shopify to apps.core
-    from apps.core.queueing import enqueue_unless_broker_down
-except ImportError:  # pragma: no cover - older checkouts
-    from apps.shopify.queueing import enqueue_unless_broker_down
-
 logger = logging.getLogger(__name__)
 
 
-def register_widget_contributor(name: str, fn) -> None:
+def register_widget_contributor(name: str, fn, *, cache_seconds: int = 0) -> None:
     """Plug a feature's shopper data into the widgets' answer under `contributions[name]`.
 
     Call from the feature's `AppConfig.ready()`; `fn(*, merchant, customer, locale)` returns a
-    JSON-ready dict or None. See `apps.theme_extensions.registry`."""
-    registry.register(name, fn)
+    JSON-ready dict or None. With `cache_seconds` the answer is cached per shopper and locale;
+    call `widget_contributions_forget_on_commit` when it changes. See
+    `apps.theme_extensions.registry`."""
+    registry.register(name, fn, cache_seconds=cache_seconds)
+
+
+def widget_contributions_forget_on_commit(*, merchant_id: str, customer_ids, names=None) -> None:
+    """After commit, drop the cached widget contributions of these shoppers."""
+    customer_ids = sorted(set(customer_ids))
+    if customer_ids:
+        transaction.on_commit(lambda: registry.forget(merchant_id=merchant_id, customer_ids=customer_ids, names=names))
 
 
 def _content_caches_clear(merchant_id: str) -> None:

@@ -100,3 +100,14 @@ def test_with_redis_down_rankings_come_from_postgresql_in_the_same_order(
     with merchant_scope(merchant):
         rank_down = selectors.team_rank_for_customer(merchant=merchant, customer=member, cycle=CYCLE)
     assert _ranking(merchant) == before and rank_down == rank_before
+
+
+def test_a_cycle_without_teams_is_not_rebuilt_on_every_read(merchant, django_assert_num_queries):
+    with merchant_scope(merchant):
+        assert selectors.team_ranking(merchant=merchant, cycle="2026-11") == []  # first read: rebuilt
+        with django_assert_num_queries(0):
+            for _ in range(3):
+                assert selectors.team_ranking(merchant=merchant, cycle="2026-11") == []
+    get_redis().flushdb()
+    with merchant_scope(merchant), django_assert_num_queries(2):  # lost: rebuilt from PostgreSQL
+        assert selectors.team_ranking(merchant=merchant, cycle="2026-11") == []

@@ -169,6 +169,32 @@ def test_registered_contributors_plug_in_and_a_failing_one_is_left_out(api, shop
     assert "broken" not in body["contributions"]
 
 
+def test_a_cached_contributor_runs_once_per_shopper_and_locale_until_forgotten(api, shopper):
+    calls = []
+
+    def slow(*, merchant, customer, locale):
+        calls.append(locale)
+        return {"seen": len(calls)}
+
+    register_widget_contributor("slow", slow, cache_seconds=60)
+    try:
+        first = api.get(proxy_url("widgets", customer_id="6001", locale="de")).json()
+        again = api.get(proxy_url("widgets", customer_id="6001", locale="de")).json()
+        other_locale = api.get(proxy_url("widgets", customer_id="6001", locale="fr")).json()
+        registry.forget(merchant_id=shopper.merchant_id, customer_ids=[shopper.pk])
+        after_forget = api.get(proxy_url("widgets", customer_id="6001", locale="de")).json()
+    finally:
+        registry.unregister("slow")
+
+    assert [b["contributions"]["slow"] for b in (first, again, other_locale, after_forget)] == [
+        {"seen": 1},
+        {"seen": 1},  # from the cache
+        {"seen": 2},
+        {"seen": 3},
+    ]
+    assert calls == ["de", "fr", "de"]
+
+
 def test_contributor_names_are_checked():
     with pytest.raises(ValueError):
         register_widget_contributor("Bad Name", lambda **kwargs: None)
