@@ -12,7 +12,7 @@ from apps.core.redis import get_redis
 from apps.core.services import ledger_balance, points_redeem
 from apps.core.streams import stream_append
 from apps.shopify.models import ShopifyRefund, WebhookDelivery, WebhookStatus
-from apps.shopify.webhooks.compliance import _tenant_models, customer_data_export_read
+from apps.shopify.webhooks.compliance import _tenant_models, customer_data_export_read, merchant_column
 from tests.shopify.test_webhooks import deliver
 from tests.shopify.webhook_support import order_payload, refund_payload
 
@@ -154,7 +154,8 @@ def _tenant_counts(merchant):
     with connection.cursor() as cursor:
         for model in _tenant_models():
             table = connection.ops.quote_name(model._meta.db_table)
-            cursor.execute(f"SELECT count(*) FROM {table} WHERE merchant_id = %s", [merchant.pk])  # noqa: S608
+            column = connection.ops.quote_name(merchant_column(model))
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", [merchant.pk])  # noqa: S608
             counts[model._meta.db_table] = cursor.fetchone()[0]
     return counts
 

@@ -69,6 +69,11 @@ def _tenant_models():
     return found
 
 
+def merchant_column(model) -> str:
+    """The column of a tenant model's `merchant` key (the seeds name some, e.g. `advocate_merchant_id`)."""
+    return model._meta.get_field("merchant").column
+
+
 def _deliveries_mentioning(*, merchant, shopify_customer_id: str | None, email: str):
     condition = Q()
     if shopify_customer_id:
@@ -300,19 +305,21 @@ def shop_redact(*, merchant, delivery: WebhookDelivery | None = None) -> dict | 
                     continue
                 cursor.execute(
                     f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(field.column)} IN "  # noqa: S608
-                    f"(SELECT {quote(parent._meta.pk.column)} FROM {quote(parent._meta.db_table)} WHERE merchant_id = %s)",
+                    f"(SELECT {quote(parent._meta.pk.column)} FROM {quote(parent._meta.db_table)} "
+                    f"WHERE {quote(merchant_column(parent))} = %s)",
                     [merchant.pk],
                 )
                 deleted[model._meta.db_table] = deleted.get(model._meta.db_table, 0) + cursor.rowcount
         for model in tenant_models:
             table = model._meta.db_table
+            column = quote(merchant_column(model))
             if model is WebhookDelivery and delivery is not None:
                 cursor.execute(
-                    f"DELETE FROM {quote(table)} WHERE merchant_id = %s AND id <> %s",  # noqa: S608
+                    f"DELETE FROM {quote(table)} WHERE {column} = %s AND id <> %s",  # noqa: S608
                     [merchant.pk, delivery.pk],
                 )
             else:
-                cursor.execute(f"DELETE FROM {quote(table)} WHERE merchant_id = %s", [merchant.pk])  # noqa: S608
+                cursor.execute(f"DELETE FROM {quote(table)} WHERE {column} = %s", [merchant.pk])  # noqa: S608
             deleted[table] = deleted.get(table, 0) + cursor.rowcount
     transaction.on_commit(lambda: _delete_export_files(merchant=merchant))
     merchant.name = ""
