@@ -17,7 +17,9 @@ urlpatterns = [
     path("v1/api/", include(("apps.shopify.rewards.urls", "rewards"), namespace="rewards")),
     path("v1/api/", include(("apps.notifications.api.urls", "notifications"), namespace="notifications")),
     path("v1/api/", include(("apps.rfm.api.urls", "rfm_api"), namespace="rfm_api")),
-    path("v1/api/", include(("apps.theme_extensions.api.urls", "theme_extensions_api"), namespace="theme_extensions_api")),
+    path(
+        "v1/api/", include(("apps.theme_extensions.api.urls", "theme_extensions_api"), namespace="theme_extensions_api")
+    ),
     path("v1/api/", include(("apps.gamification.api.urls", "gamification_api"), namespace="gamification_api")),
     path("v1/api/", include(("apps.wallet.api.urls", "wallet_api"), namespace="wallet_api")),
     path(
@@ -40,7 +42,10 @@ urlpatterns = [
     path("shopify/flow/", include("apps.shopify.flow.urls")),
     path("proxy/v1/api/", include(("apps.shopify.storefront.urls", "proxy"), namespace="proxy")),
     path("proxy/v1/api/", include(("apps.theme_extensions.urls_proxy", "widgets"), namespace="widgets")),
-    path("proxy/v1/api/", include(("apps.gamification.api.urls_proxy", "gamification_proxy"), namespace="gamification_proxy")),
+    path(
+        "proxy/v1/api/",
+        include(("apps.gamification.api.urls_proxy", "gamification_proxy"), namespace="gamification_proxy"),
+    ),
     path("proxy/v1/api/", include(("apps.wallet.api.urls_proxy", "wallet_proxy"), namespace="wallet_proxy")),
     path("wallet/", include("apps.wallet.urls_public")),
 ]

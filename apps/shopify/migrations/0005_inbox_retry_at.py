@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0007_customer_contact_consent'),
-        ('shopify', '0004_redemptions_sweep_index'),
+        ("core", "0007_customer_contact_consent"),
+        ("shopify", "0004_redemptions_sweep_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='retry_at',
+            model_name="webhookdelivery",
+            name="retry_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status', 'received')), fields=['merchant', 'received_at'], name='idx_webhook_inbox_waiting'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("status", "received")),
+                fields=["merchant", "received_at"],
+                name="idx_webhook_inbox_waiting",
+            ),
         ),
     ]
