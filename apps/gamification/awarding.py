@@ -27,13 +27,14 @@ from decimal import Decimal
 
 from celery import shared_task
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.core.audit import audit_entry
 from apps.core.ids import new_id
 from apps.core.locales import normalize_locale
-from apps.core.models import AuditLog, Customer, ReferralLink, TransactionKind
+from apps.core.models import AuditLog, Customer, PointsTransaction, ReferralLink, TransactionKind
 from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.streams import stream_append_many_on_commit
 from apps.core.tenancy import merchant_scope
@@ -44,7 +45,7 @@ from apps.theme_extensions.services import widget_contributions_forget_on_commit
 
 from . import rules
 from .leaderboard import leaderboard_refresh_on_commit
-from .models import Achievement, ActionType, Badge, GamificationSettings, Streak, TeamMembership
+from .models import Achievement, ActionType, Badge, GamificationSettings, Streak, TeamLeaderboard, TeamMembership
 
 logger = logging.getLogger(__name__)
 
@@ -449,13 +450,30 @@ def _referral_conversions(*, merchant, customer_ids) -> dict[str, int]:
 
 
 def _team_scores_add(*, merchant, entries: list) -> None:
-    """Add the batch's earned points to the teams of their customers for the entries' cycles."""
+    """Add the batch's earned points to the teams of their customers for the entries' cycles, and
+    take back reversed points (refunds, cancellations) from the team and cycle of the entry they
+    reverse, so buying and refunding never lifts a team."""
     zone = rules.merchant_zone(merchant)
     earned: dict[tuple[str, str], int] = defaultdict(int)
+    reversals = [e for e in entries if e.kind == TransactionKind.REVERSE and e.reversed_amount > 0 and e.reverses_id]
+    originals = {}
+    if reversals:
+        originals = dict(
+            PointsTransaction.objects.filter(
+                merchant=merchant,
+                pk__in={e.reverses_id for e in reversals},
+                kind__in=TEAM_SCORE_KINDS,
+                points__gt=0,  # what the team was credited with
+            ).values_list("pk", "created_at")
+        )
     for entry in entries:
         if entry.kind in TEAM_SCORE_KINDS and entry.points > 0:
             moment = entry.created_at or timezone.now()
             earned[(entry.customer_id, rules.cycle_key(moment, zone))] += entry.points
+        elif entry in reversals and entry.reverses_id in originals:
+            # What the reversal undid of the earn (its points can be fewer when they were spent).
+            cycle = rules.cycle_key(originals[entry.reverses_id], zone)
+            earned[(entry.customer_id, cycle)] -= entry.reversed_amount
     if not earned:
         return
     cycles = {cycle for _customer, cycle in earned}
@@ -470,6 +488,7 @@ def _team_scores_add(*, merchant, entries: list) -> None:
         team_id = teams.get(key)
         if team_id is not None:
             deltas[(team_id, key[1])] += points
+    deltas = {key: delta for key, delta in deltas.items() if delta}
     if not deltas:
         return
     team_scores_increment(merchant=merchant, deltas=deltas)
@@ -480,14 +499,20 @@ def team_scores_increment(*, merchant, deltas: dict[tuple[str, str], int]) -> No
     now = timezone.now()
     params, values = [], []
     for (team_id, cycle), delta in sorted(deltas.items()):
-        values.append("(%s, %s, %s, %s, %s, %s)")
-        params.extend([new_id("tlb"), merchant.pk, team_id, max(delta, 0), cycle, now])
+        if delta > 0:
+            values.append("(%s, %s, %s, %s, %s, %s)")
+            params.extend([new_id("tlb"), merchant.pk, team_id, delta, cycle, now])
     # Fixed SQL fragments; every value is a parameter.
     upsert = " ON CONFLICT (merchant_id, team_id, cycle) DO UPDATE SET score = team_leaderboards.score + excluded.score, updated_at = excluded.updated_at"
     insert = "INSERT INTO team_leaderboards (leaderboard_id, merchant_id, team_id, score, cycle, updated_at) VALUES "
-    sql = insert + ", ".join(values) + upsert
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if values:
+            cursor.execute(insert + ", ".join(values) + upsert, params)
+        for (team_id, cycle), delta in sorted(deltas.items()):
+            if delta < 0:  # taken back: never below zero
+                TeamLeaderboard.objects.filter(merchant=merchant, team_id=team_id, cycle=cycle).update(
+                    score=Greatest(F("score") + delta, 0), updated_at=now
+                )
     changed: dict[str, set[str]] = defaultdict(set)
     for team_id, cycle in deltas:
         changed[cycle].add(team_id)

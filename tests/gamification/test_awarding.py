@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 from django.test import Client
 
-from apps.core.models import AuditLog, Customer, ReferralLink
-from apps.core.services import points_earn
+from apps.core.models import AuditLog, Customer, PointsTransaction, ReferralLink
+from apps.core.services import points_earn, points_redeem, points_reverse
 from apps.core.tenancy import merchant_scope
 from apps.gamification import services
 from apps.gamification.models import Achievement, GamificationSettings, Streak, TeamLeaderboard, TeamMembership
@@ -198,6 +198,29 @@ def test_team_scores_come_from_points_earned_in_the_cycle(merchant, other_mercha
 
     scores = dict(TeamLeaderboard.objects.filter(merchant=merchant, cycle="2026-11").values_list("team_id", "score"))
     assert scores == {red.pk: 50, blue.pk: 25}
+    assert TeamLeaderboard.objects.get(merchant=other_merchant["merchant"], team_id=foreign_team.pk).score == 0
+
+
+def test_refunded_and_cancelled_points_are_taken_back_from_the_team(merchant, other_merchant):
+    red = make_team(merchant, "2026-11", "Red")
+    ada = CustomerFactory(merchant=merchant, shopify_customer_id="7001")
+    TeamMembership.objects.create(merchant=merchant, customer=ada, team=red, cycle="2026-11")
+    foreign_team = make_team(other_merchant["merchant"], "2026-11", "Red")
+
+    _deliver(merchant, [_order(6101, total="40.00"), _order(6102, total="30.00")])
+    with merchant_scope(merchant):
+        earn = PointsTransaction.objects.get(merchant=merchant, idempotency_key="order:6101:earn")
+        points_reverse(merchant=merchant, original=earn, idempotency_key="refund-part", points=15)
+        spent = points_redeem(merchant=merchant, customer=ada, points=5, idempotency_key="spend").transaction
+
+    score = TeamLeaderboard.objects.get(merchant=merchant, team_id=red.pk, cycle="2026-11").score
+    assert score == 70 - 15  # the refund is taken back; spending points is not
+    assert spent.points == -5
+    with merchant_scope(merchant):
+        points_reverse(merchant=merchant, original=earn, idempotency_key="refund-rest")
+        other_earn = PointsTransaction.objects.get(merchant=merchant, idempotency_key="order:6102:earn")
+        points_reverse(merchant=merchant, original=other_earn, idempotency_key="cancel")
+    assert TeamLeaderboard.objects.get(merchant=merchant, team_id=red.pk, cycle="2026-11").score == 0
     assert TeamLeaderboard.objects.get(merchant=other_merchant["merchant"], team_id=foreign_team.pk).score == 0
 
 
