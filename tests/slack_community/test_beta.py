@@ -68,7 +68,8 @@ def test_enabling_a_beta_feature_as_the_seeds(
     deliver_due()
     posted = [r for r in slack.requests if r.path.startswith("/services/")]
     assert [r.path for r in posted] == [SLACK_WEBHOOK.removeprefix("https://hooks.slack.com")]
-    assert "Neural-network churn model" in posted[0].json()["text"]
+    text = posted[0].json()["text"]
+    assert "Modelo de abandono con red neuronal" in text and "LoyalNest" in text  # in Spanish
 
 
 def test_switching_off_and_repeating_are_recorded_once(api, owner, merchant, members):
