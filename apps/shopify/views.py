@@ -31,6 +31,7 @@ from shopify_app import app_home_patch_id_token
 
 from apps.core import errors
 from apps.core.locales import DEFAULT_LOCALE, django_language, is_rtl, normalize_locale
+from apps.core.tenancy import merchant_scope
 from apps.notifications.selectors import notification_delivery_stats, notification_failure_list
 
 from . import selectors
@@ -180,7 +181,8 @@ def _bounce_redirect(request, shop: str):
 
 
 def embedded_page(view):
-    """Verify the embedded session, activate its locale, and frame-protect the response.
+    """Verify the embedded session, enter the shop's tenant scope, activate its locale, and
+    frame-protect the response.
 
     The wrapped view is called as `view(request, session, *args, **kwargs)` and returns a
     response rendered in the session's locale.
@@ -197,7 +199,9 @@ def embedded_page(view):
             with translation.override(django_language(requested or DEFAULT_LOCALE)):
                 return _denied(request, denied.status, requested or DEFAULT_LOCALE)
         language = django_language(session.locale)
-        with translation.override(language):
+        # Inside the shop's tenant scope, like every API view: a query of another shop's rows
+        # fails closed.
+        with translation.override(language), merchant_scope(session.merchant):
             response = view(request, session, *args, **kwargs)
         response["Content-Security-Policy"] = frame_ancestors(session.shop)
         response["Content-Language"] = language
