@@ -254,3 +254,19 @@ def test_post_is_not_allowed(client, shop):
     response = client.post("/app/?id_token=" + session_token("alpha-pets.myshopify.com"))
 
     assert response.status_code == 405
+
+
+def test_every_embedded_page_runs_inside_its_shops_scope(client, shop, rival):
+    """Test bodies run unscoped and the test client shares their thread; here scoping is on (with
+    no merchant), as in a real request, so a page reading tenant rows outside its shop's scope
+    fails this test instead of failing in production."""
+    from django_scopes import scope
+
+    from apps.shopify.views import feature_navigation
+
+    paths = ["/app/"] + [item["path"] for item in feature_navigation() if item["available"]]
+    token = session_token("alpha-pets.myshopify.com")
+    with scope():
+        statuses = {path: client.get(path, {"id_token": token}).status_code for path in paths}
+
+    assert statuses == dict.fromkeys(paths, 200)
