@@ -18,6 +18,7 @@ from .referrals import (
     referral_code_new,
     referral_link_get_or_create,
     referral_link_resolve,
+    referral_resolver_register,
 )
 from .shoppers import customer_get_or_create_by_shopify_id
 from .staff import role_scopes_update, staff_member_get_or_create, staff_member_set_role
@@ -38,6 +39,7 @@ __all__ = [
     "referral_code_new",
     "referral_link_get_or_create",
     "referral_link_resolve",
+    "referral_resolver_register",
     "role_scopes_update",
     "staff_member_get_or_create",
     "staff_member_set_role",

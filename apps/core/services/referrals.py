@@ -56,8 +56,22 @@ def referral_link_get_or_create(
     return link
 
 
+# Extension point: other apps may accept, at a shop, codes that another shop issued (a store
+# group's shared referral codes). A resolver is called as `resolver(merchant=, code=, customer=)`
+# only when the shop has no active link for the code, and returns a `ReferralLink` or None; it
+# may raise `SelfReferralRefused`. Register from an `AppConfig.ready()`; the core never imports
+# the registering app.
+_referral_resolvers: dict[str, Callable[..., ReferralLink | None]] = {}
+
+
+def referral_resolver_register(name: str, resolver: Callable[..., ReferralLink | None]) -> None:
+    """Register (or replace, by name) a resolver for codes this shop did not issue."""
+    _referral_resolvers[name] = resolver
+
+
 def referral_link_resolve(*, merchant, code: str, customer=None) -> ReferralLink:
-    """Find the merchant's active link for a code; refuse the advocate's own code."""
+    """Find the merchant's active link for a code (or one a registered resolver accepts at this
+    shop); refuse the advocate's own code."""
     code = (code or "").strip()
     if not REFERRAL_CODE_INPUT.match(code):
         raise NotFound(_("This referral code is not valid."))
@@ -66,6 +80,11 @@ def referral_link_resolve(*, merchant, code: str, customer=None) -> ReferralLink
         .order_by("-created_at")
         .first()
     )
+    if link is None:
+        for resolver in list(_referral_resolvers.values()):
+            link = resolver(merchant=merchant, code=code, customer=customer)
+            if link is not None:
+                break
     if link is None:
         raise NotFound(_("This referral code is not valid."))
     if customer is not None and link.customer_id == customer.pk:
