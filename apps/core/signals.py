@@ -25,6 +25,11 @@ ledger_entries_written = Signal()
 # come first in the global lock order (a store group's shared accounts); it must not write.
 ledger_customers_locking = Signal()
 
+# kwargs: merchant, customer_ids — these customers' active referral link changed: a link with a
+# new code was created (the first one, or a new one after the old link was deactivated). Sent
+# inside the creating transaction. Wallet passes carry the link in their QR code and are updated.
+referral_link_changed = Signal()
+
 # kwargs: merchant, orders — the stored `Order` rows after a batch of Shopify order payloads
 # (webhooks or reconciliation) was applied, each order at most once per send.
 orders_synced = Signal()

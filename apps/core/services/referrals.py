@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.models import Customer, ReferralLink
+from apps.core.signals import referral_link_changed
 from apps.core.tracking import track_on_commit
 
 # Upper-case letters and digits without the look-alikes 0/O, 1/I/L: easy to read aloud and type.
@@ -52,6 +53,7 @@ def referral_link_get_or_create(
     else:
         raise RuntimeError("no unused referral code after several draws")
     audit_record(merchant=merchant, action="referral_link_created", target=link, metadata={"customer_id": customer.pk})
+    referral_link_changed.send(sender=ReferralLink, merchant=merchant, customer_ids=[customer.pk])
     track_on_commit("referral_link_created", merchant=merchant, distinct_id=customer.pk)
     return link
 
