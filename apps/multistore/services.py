@@ -22,7 +22,8 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from apps.core.models import Customer, Merchant, PointsTransaction, ProgramSettings, StaffRole
+from apps.core.models import Customer, Merchant, PointsTransaction, ProgramSettings, ReferralLink, StaffRole
+from apps.core.services import SelfReferralRefused
 from apps.core.streams import stream_append_on_commit
 from apps.core.tenancy import merchant_scope, scopes_disabled
 from apps.core.tracking import track_on_commit
@@ -568,6 +569,33 @@ def link_review_resolve(*, merchant, actor, review_id: str, decision: str) -> Li
         review.save(update_fields=["status", "resolved_by", "resolved_at"])
         _audit(merchant, actor, f"review_{decision}", target=review, group_id=group.pk)
     return review
+
+
+# --- shared referral codes ------------------------------------------------------------------------
+
+
+def shared_referral_resolve(*, merchant, code: str, customer=None):
+    """A referral code another store of the merchant's group issued, when the group shares
+    referrals (registered with the core's `referral_resolver_register`). None outside a group,
+    with sharing off, or for a store outside the group. A shopper's own code from another store
+    (the same shared customer) is a self-referral."""
+    member = _membership(merchant)
+    if member is None or not member.group.sharing.get("referrals", True):
+        return None
+    with scopes_disabled():
+        others = [m for m in _member_ids(member.group) if m != getattr(merchant, "pk", merchant)]
+        link = (
+            ReferralLink.objects.filter(merchant_id__in=others, is_active=True, code__in={code, code.upper()})
+            .select_related("customer")
+            .order_by("-created_at")
+            .first()
+        )
+    if link is None:
+        return None
+    shared_id = getattr(customer, "shared_customer_id", None)
+    if shared_id and link.customer.shared_customer_id == shared_id:
+        raise SelfReferralRefused()
+    return link
 
 
 # --- copy sync --------------------------------------------------------------------------------
