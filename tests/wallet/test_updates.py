@@ -9,6 +9,8 @@ from urllib.parse import urlparse
 import jwt
 import pytest
 
+from apps.core.models import ReferralLink
+from apps.core.services import referral_link_get_or_create
 from apps.core.services.ledger import points_adjust
 from apps.core.tenancy import merchant_scope
 from apps.wallet.models import PushStatus, WalletDevice, WalletPass, WalletPassLog
@@ -207,3 +209,29 @@ def test_google_objects_are_patched_through_the_rest_api(
     assert patch.json()["loyaltyPoints"]["balance"] == {"int": 540}
     wallet_pass.refresh_from_db()
     assert wallet_pass.push_status == PushStatus.CURRENT
+
+
+@pytest.mark.django_db
+def test_a_new_referral_code_updates_the_pass(
+    api, merchant, other_merchant, shopper, fake_apns, django_capture_on_commit_callbacks
+):
+    wallet_pass = export_pass(api)
+    register(api, wallet_pass, token="cc33")
+    WalletPass.objects.filter(pk=wallet_pass.pk).update(push_status=PushStatus.CURRENT)
+    old = ReferralLink.objects.get(customer=shopper, is_active=True)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, merchant_scope(merchant):
+        ReferralLink.objects.filter(pk=old.pk).update(is_active=False)  # e.g. a support agent retires it
+        new = referral_link_get_or_create(merchant=merchant, customer=shopper)
+        wallet_pass.refresh_from_db()
+        assert wallet_pass.push_status == PushStatus.PENDING  # marked inside the same transaction
+    assert callbacks and fake_apns.pushes == []  # the push is queued after commit
+
+    result = wallet_passes_push_task.apply(kwargs={"merchant_id": merchant.pk, "pass_ids": [wallet_pass.pk]}).get()
+    assert result == {"pushed": 1, "retry": 0} and new.code != old.code
+    assert [push.device_token for push in fake_apns.pushes] == ["cc33"]
+    wallet_pass.refresh_from_db()
+    assert wallet_pass.push_status == PushStatus.CURRENT
+    latest = api.get(passkit(f"passes/{PASS_TYPE_ID}/{wallet_pass.pk}"), **apple_auth(wallet_pass))
+    pass_json = json.loads(zipfile.ZipFile(io.BytesIO(latest.content)).read("pass.json"))
+    assert new.code in pass_json["barcodes"][0]["message"] and old.code not in pass_json["barcodes"][0]["message"]
