@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 LOCALES := en es de ja fr pt ru it nl pl tr fa zh_Hans vi id cs ar ko uk hu sv he
 
-.PHONY: run test lint format migrate bench messages clean
+.PHONY: run test lint security format migrate bench messages clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -24,12 +24,18 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	DJANGO_SETTINGS_MODULE=loyalnest.settings.test $(PY) manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory security
 	$(VENV)/bin/pytest -p no:cacheprovider --create-db $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+
+## make security: bandit over the app code (config in pyproject.toml [tool.bandit]); the eval/compare_digest
+## check and the schemathesis fuzzing of the merchant API are pytest tests in tests/security/
+security: $(STAMP)
+	$(VENV)/bin/bandit -c pyproject.toml -q -r apps loyalnest scripts
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
