@@ -83,7 +83,32 @@ def shopify_relay():
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, shopify_relay):
+def worker_apns():
+    """A fake APNs (HTTP/2) for the whole session with a throwaway token key: the Celery worker
+    is started once, so its wallet settings point here (`.env`); tests clear `.pushes`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.fakes.apns import FakeApns
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with FakeApns() as apns:
+        apns.public_key = key.public_key()
+        apns.env = {
+            "WALLET_APNS_BASE_URL": apns.url,
+            "WALLET_APNS_KEY_ID": "WORKERKEY1",
+            "WALLET_APNS_KEY": pem,
+            "WALLET_APPLE_PASS_TYPE_ID": "pass.test.loyalnest",  # tests/wallet/conftest.py PASS_TYPE_ID
+            "WALLET_APPLE_TEAM_ID": "TEAMID1234",
+        }
+        yield apns
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, shopify_relay, worker_apns):
     """A real Celery worker process on the test database and the test Redis broker."""
     import os
     import subprocess
@@ -104,6 +129,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, shopify_relay):
         ),
         "TEST_REDIS_URL": settings.REDIS_URL,
         "SHOPIFY_API_BASE_URL": shopify_relay.url,
+        **worker_apns.env,
     }
     (root / "var").mkdir(exist_ok=True)
     log = open(root / "var" / "test-celery-worker.log", "w")  # noqa: SIM115  (closed at teardown)
