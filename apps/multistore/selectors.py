@@ -25,6 +25,16 @@ def group_member_list(*, group) -> list[StoreGroupMember]:
     )
 
 
+def group_store_ids(merchant) -> list[str]:
+    """The merchant ids of the stores in this merchant's group (itself included), by id; just
+    this merchant outside a group. The truth `multi_store_config.shared_stores` mirrors."""
+    merchant_id = getattr(merchant, "pk", merchant)
+    group_id = StoreGroupMember.across_stores.filter(merchant_id=merchant_id).values_list("group_id", flat=True).first()
+    if group_id is None:
+        return [merchant_id]
+    return sorted(StoreGroupMember.across_stores.filter(group_id=group_id).values_list("merchant_id", flat=True))
+
+
 def sync_accuracy(*, merchant_id: str) -> dict:
     """Share of this store's linked customers whose Shopify copies (balance and shared id, as we
     last confirmed them) equal the ledger."""
