@@ -16,6 +16,7 @@ class BetaFeature:
     label: object  # lazy: shown on the merchant page and in the Slack announcement
     description: object
     gated_in: str  # the app whose code reads the flag
+    gates: str = ""  # what exactly the flag switches on (for developers; docs/SLACK_COMMUNITY.md)
 
 
 BETA_FEATURES = {
@@ -28,24 +29,28 @@ BETA_FEATURES = {
                 "Automatic churn model selection also trains a neural network and keeps it when it predicts better."
             ),
             gated_in="rfm",
+            gates="the neural network in the churn model's automatic choice (apps/rfm/churn.py)",
         ),
         BetaFeature(
             key="streaks",
             label=_("Purchase streaks"),
             description=_("Reward customers who keep buying, cycle after cycle."),
             gated_in="gamification",
+            gates="switching the streak period to weekly (gamification_settings_update); monthly is for everyone",
         ),
         BetaFeature(
             key="team_leaderboards",
             label=_("Team leaderboards"),
             description=_("Customers compete in teams on a monthly leaderboard."),
             gated_in="gamification",
+            gates="shopper-facing teams: storefront team join, team ranks in the widget and team-rank endpoint",
         ),
         BetaFeature(
             key="google_wallet",
             label=_("Google Wallet passes"),
             description=_("Customers save their points card to Google Wallet as well as Apple Wallet."),
             gated_in="wallet",
+            gates="Google Wallet pass exports (wallet_pass_export); Apple Wallet is for everyone",
         ),
     )
 }

@@ -21,6 +21,7 @@ from apps.core.streams import stream_append_on_commit
 from apps.core.tenancy import merchant_scope, scopes_disabled
 from apps.core.tracking import track_on_commit
 from apps.notifications.services import notify
+from apps.slack_community.selectors import beta_feature_enabled
 
 from . import links
 from .models import ExportStatus, PushStatus, WalletDevice, WalletExport, WalletPass, WalletPassLog, WalletType
@@ -40,6 +41,14 @@ class PassUnavailable(ApplicationError):
     code = "pass_unavailable"
     status = 403
     default_message = _("This wallet link has expired. Export your card again.")
+
+
+class GoogleWalletNotEnabled(WalletNotConfigured):
+    """Google Wallet is the `google_wallet` beta feature (LoyalNest Collective): refused until the
+    merchant switches it on. Apple Wallet is for everyone."""
+
+    code = "wallet_not_enabled"
+    status = 403
 
 
 class PassKitUnauthorized(Exception):
@@ -120,7 +129,10 @@ def _credentials_check(wallet_type: str) -> None:
 
 def wallet_pass_export(*, merchant, customer, wallet_type: str, locale: str, actor=None) -> WalletExport:
     """Build a signed pass of the customer's balance and referral code, record the export, and
-    answer with a short-lived `pass_url`. A failure is recorded (`wallet_export_failed`) and raised."""
+    answer with a short-lived `pass_url`. A failure is recorded (`wallet_export_failed`) and raised.
+    Google passes need the merchant's `google_wallet` beta flag (refused before anything is recorded)."""
+    if wallet_type == WalletType.GOOGLE and not beta_feature_enabled(merchant, "google_wallet"):
+        raise GoogleWalletNotEnabled()
     try:
         with transaction.atomic():
             export = _export(merchant=merchant, customer=customer, wallet_type=wallet_type, locale=locale, actor=actor)

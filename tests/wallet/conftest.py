@@ -101,6 +101,14 @@ def google_wallet(settings, google_key):
     return google_key
 
 
+@pytest.fixture
+def google_wallet_beta(merchant):
+    """Google Wallet exports are the `google_wallet` beta feature: switched on for `merchant`."""
+    from tests.slack_community.beta import beta_on
+
+    return beta_on(merchant, "google_wallet")
+
+
 @pytest.fixture(scope="session")
 def apns_key():
     return ec.generate_private_key(ec.SECP256R1())

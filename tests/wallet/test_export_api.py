@@ -75,7 +75,9 @@ def test_shopper_exports_an_apple_pass_and_everything_is_recorded(
 
 
 @pytest.mark.django_db
-def test_google_export_redirects_to_a_signed_save_link(api, merchant, other_merchant, shopper, google_wallet):
+def test_google_export_redirects_to_a_signed_save_link(
+    api, merchant, other_merchant, shopper, google_wallet, google_wallet_beta
+):
     import jwt
 
     response = shopper_export(api, {"wallet_type": "google"})

@@ -182,7 +182,7 @@ def test_unregistered_devices_are_dropped_and_server_errors_retried_then_failed(
 
 @pytest.mark.django_db
 def test_google_objects_are_patched_through_the_rest_api(
-    api, merchant, other_merchant, shopper, google_wallet, settings
+    api, merchant, other_merchant, shopper, google_wallet, google_wallet_beta, settings
 ):
     def respond(request):
         if request.path == "/token":
