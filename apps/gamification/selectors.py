@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from apps.core.locales import is_rtl
 from apps.core.streams import stream_latest
+from apps.slack_community.selectors import beta_feature_enabled
 
 from . import rules
 from .awarding import settings_for
@@ -21,10 +22,18 @@ __all__ = [
     "team_rank_for_customer",
     "team_ranking",
     "team_ranking_chart",
+    "teams_on_storefront",
     "widget_contribution",
 ]
 
 gamification_settings_get = settings_for
+
+
+def teams_on_storefront(merchant) -> bool:
+    """Shopper-facing teams (join from the storefront, team ranks in the widget) are the
+    `team_leaderboards` beta feature of LoyalNest Collective; staff-managed teams, scores and the
+    merchant page's leaderboard are for every merchant."""
+    return beta_feature_enabled(merchant, "team_leaderboards")
 
 
 def current_cycle(*, merchant, now=None) -> str:
@@ -218,13 +227,16 @@ def widget_contribution(*, merchant, customer, locale: str) -> dict | None:
     if customer is None:
         return None
     cycle = current_cycle(merchant=merchant)
-    ranking = team_ranking(merchant=merchant, cycle=cycle, limit=5, locale=locale)
+    teams = teams_on_storefront(merchant)  # else no team ranks (same shape, empty)
+    ranking = team_ranking(merchant=merchant, cycle=cycle, limit=5, locale=locale) if teams else []
     streak = streak_get(merchant=merchant, customer=customer)
     return {
         "dir": "rtl" if is_rtl(locale) else "ltr",
         "badges": customer_badge_list(merchant=merchant, customer=customer, locale=locale)[:12],
         "streak": streak,
-        "team": team_rank_for_customer(merchant=merchant, customer=customer, cycle=cycle, locale=locale),
+        "team": team_rank_for_customer(merchant=merchant, customer=customer, cycle=cycle, locale=locale)
+        if teams
+        else None,
         "teams": ranking,
         "cycle": cycle,
         "charts": {"teams": team_ranking_chart(ranking)},

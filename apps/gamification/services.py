@@ -21,6 +21,7 @@ from apps.core.models import Customer, ReferralLink
 from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.streams import stream_append_on_commit
 from apps.core.tracking import track_on_commit
+from apps.slack_community.selectors import beta_feature_enabled
 from apps.theme_extensions.services import widget_contributions_forget_on_commit
 
 from . import rules
@@ -257,8 +258,15 @@ def badge_award(*, merchant, customer, badge_id: str, source: str, actor=None, e
 def gamification_settings_update(
     *, merchant, actor, streak_period: str, streak_actions: list[str], streak_notify_min: int
 ) -> GamificationSettings:
-    """Save the streak period and qualifying actions (existing streaks keep their counts)."""
+    """Save the streak period and qualifying actions (existing streaks keep their counts).
+    Switching to weekly periods needs the `streaks` beta flag (a shop already weekly stays so)."""
     row, _created = GamificationSettings.objects.select_for_update().get_or_create(merchant=merchant)
+    if (
+        streak_period == rules.WEEK
+        and row.streak_period != rules.WEEK
+        and not beta_feature_enabled(merchant, "streaks")
+    ):
+        raise errors.PermissionDenied(code="beta_feature_required", details={"beta_feature": ["streaks"]})
     before = {"streak_period": row.streak_period, "streak_actions": row.streak_actions}
     row.streak_period = streak_period
     row.streak_actions = list(dict.fromkeys(streak_actions))
@@ -370,11 +378,12 @@ def _membership_add(*, merchant, customer, team: Team, joined_via: str) -> TeamM
 
 @transaction.atomic
 def team_join(*, merchant, customer, team_id: str) -> TeamMembership:
-    """A shopper joins an open team of a cycle from the storefront (one team per cycle)."""
+    """A shopper joins an open team of a cycle from the storefront (one team per cycle): the
+    `team_leaderboards` beta feature, refused as not open without the merchant's flag."""
     team = Team.objects.filter(merchant=merchant, pk=team_id).first()
     if team is None:
         raise errors.NotFound(_("Team not found."))
-    if not team.is_open:
+    if not team.is_open or not beta_feature_enabled(merchant, "team_leaderboards"):
         raise TeamNotOpen()
     existing = TeamMembership.objects.filter(merchant=merchant, customer=customer, cycle=team.cycle).first()
     if existing is not None:

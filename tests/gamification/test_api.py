@@ -11,6 +11,7 @@ from apps.core.streams import stream_name
 from apps.gamification.models import Achievement, Badge, GamificationSettings, Streak, TeamLeaderboard
 from tests.factories import CustomerFactory
 from tests.shopify_helpers import auth_header
+from tests.slack_community.beta import beta_on
 
 from .conftest import make_badge, make_team
 
@@ -215,6 +216,7 @@ def test_badges_are_created_listed_edited_and_archived_per_shop(api, gamifier, o
 def test_teams_settings_and_assignments(api, gamifier, other_merchant):
     _foreign(other_merchant)
     merchant = gamifier.merchant
+    beta_on(merchant, "streaks")  # weekly streak periods are the beta feature
     ada, bob = CustomerFactory(merchant=merchant), CustomerFactory(merchant=merchant)
     team_id = _post(api, gamifier, "/v1/api/gamification/teams", {"name": {"en": "Red"}, "cycle": "2026-11"}).json()[
         "team_id"

@@ -10,6 +10,7 @@ from apps.gamification.models import Achievement, Streak, TeamMembership
 from apps.gamification.selectors import current_cycle
 from tests.factories import CustomerFactory
 from tests.shopify_helpers import proxy_signed_query
+from tests.slack_community.beta import beta_on
 
 from .conftest import make_badge, make_team
 
@@ -69,6 +70,7 @@ def test_the_streak_is_read_lazily_as_broken_after_a_missed_period(api, merchant
 
 
 def test_joining_a_team_and_reading_its_rank(api, merchant, other_merchant):
+    beta_on(merchant, "team_leaderboards")  # shopper-facing teams are the beta feature
     _foreign_shopper(other_merchant)
     shopper = _shopper(merchant)
     cycle = current_cycle(merchant=merchant)

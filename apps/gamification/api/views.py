@@ -290,6 +290,8 @@ class ShopperTeamRankApi(ShopperApiView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         cycle = selectors.current_cycle(merchant=request.merchant)
+        if not selectors.teams_on_storefront(request.merchant):  # the `team_leaderboards` beta flag
+            return self.ok(cycle=cycle, ranking=[], team=None, teams=[], chart=selectors.team_ranking_chart([]))
         ranking = selectors.team_ranking(
             merchant=request.merchant, cycle=cycle, limit=_limit(request), locale=request.locale
         )
