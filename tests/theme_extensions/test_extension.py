@@ -180,3 +180,15 @@ def test_axe_finds_no_violations_on_the_storefront_page(locale):
     if not (EXTENSIONS / "node_modules" / "axe-core").exists():
         pytest.skip("axe-core is not installed (npm ci in extensions/)")
     assert axe_violations(storefront_page(locale)) == []
+
+
+def test_the_rewards_panel_carries_the_wallet_buttons():
+    """Hidden in Liquid until the widgets' answer lists them; the axe page above shows them."""
+    block = (EXTENSION / "blocks" / "rewards_panel.liquid").read_text()
+    assert "'loyalnest.wallet_apple_label' | t" in block and "'loyalnest.wallet_google_label' | t" in block
+    assert block.count('type="button"') == 2 and "data-ln-wallet " in block
+    page = storefront_page("en")
+    assert 'aria-label="Export loyalty balance to Apple Wallet"' in page
+    assert 'aria-label="Export loyalty balance to Google Wallet"' in page
+    script = (EXTENSION / "assets" / "loyalnest-widgets.js").read_text()
+    assert "contributions.wallet" in script and "window.location.assign(url)" in script

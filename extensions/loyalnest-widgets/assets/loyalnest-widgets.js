@@ -45,14 +45,14 @@
     }
   }
 
-  function request(path, options) {
+  function request(url, options, timeout) {
     var controller = window.AbortController ? new AbortController() : null;
-    var timer = setTimeout(function () { if (controller) controller.abort(); }, TIMEOUT_MS);
+    var timer = setTimeout(function () { if (controller) controller.abort(); }, timeout || TIMEOUT_MS);
     options = options || {};
     options.credentials = 'same-origin';
     options.headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
     if (controller) options.signal = controller.signal;
-    return fetch(BASE + path, options).then(function (response) {
+    return fetch(url, options).then(function (response) {
       clearTimeout(timer);
       if (!response.ok) throw new Error(String(response.status));
       return response.json();
@@ -98,7 +98,7 @@
     if (!pending.length) return;
     var body = JSON.stringify({ visitor_id: visitor, events: pending.splice(0, 20) });
     // keepalive: a click that navigates away still delivers its event; failures are dropped.
-    request('/events?locale=' + encodeURIComponent(locale), { method: 'POST', body: body, keepalive: true })
+    request(BASE + '/events?locale=' + encodeURIComponent(locale), { method: 'POST', body: body, keepalive: true })
       .catch(function () {});
   }
 
@@ -149,14 +149,54 @@
       });
       list.hidden = false;
     }
+    renderWallet(el, data.contributions && data.contributions.wallet);
     el.setAttribute('data-state', 'live');
+  }
+
+  // "Add to Apple Wallet" / "Save to Google Wallet": shown only for the wallets the answer lists;
+  // a click exports through the app proxy and opens the returned short-lived pass_url.
+  var WALLET_PATH = /^\/apps\/[\w-]+\/v1\/api\/wallet\/export$/;
+  function renderWallet(el, wallet) {
+    var box = el.querySelector('[data-ln-wallet]');
+    if (!box) return;
+    var path = wallet && wallet.export_path;
+    var items = (path && WALLET_PATH.test(path) && wallet.buttons) || [];
+    var shown = 0;
+    Array.prototype.forEach.call(box.querySelectorAll('[data-ln-wallet-type]'), function (button) {
+      var type = button.getAttribute('data-ln-wallet-type');
+      var item = items.filter(function (b) { return b && b.wallet_type === type; })[0];
+      button.hidden = !item;
+      if (!item) return;
+      shown++;
+      if (!button.textContent.trim() && item.aria_label) button.textContent = item.aria_label;
+      if (!button.getAttribute('aria-label') && item.aria_label) button.setAttribute('aria-label', item.aria_label);
+      button.onclick = function () { exportPass(box, button, path, type); };
+    });
+    box.hidden = !shown;
+  }
+
+  function exportPass(box, button, path, type) {
+    if (button.getAttribute('aria-busy') === 'true') return;
+    button.setAttribute('aria-busy', 'true');
+    var status = box.parentNode.querySelector('[data-ln-status]');
+    if (status) status.textContent = '';
+    var body = JSON.stringify({ wallet_type: type });
+    request(path + '?locale=' + encodeURIComponent(locale), { method: 'POST', body: body }, 10000).then(function (answer) {
+      var url = answer && answer.pass_url;
+      if (!/^https?:\/\//.test(url || '')) throw new Error('no pass_url');
+      window.location.assign(url);
+    }).catch(function () {
+      if (status) status.textContent = box.getAttribute('data-ln-wallet-failed') || '';
+    }).then(function () {
+      button.removeAttribute('aria-busy');
+    });
   }
 
   var loaded = null;
   function load() {
     if (!loaded) {
       var query = '?locale=' + encodeURIComponent(locale) + '&visitor_id=' + encodeURIComponent(visitor);
-      loaded = request((loggedIn ? '' : '/content') + query);
+      loaded = request(BASE + (loggedIn ? '' : '/content') + query);
     }
     return loaded;
   }
