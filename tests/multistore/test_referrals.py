@@ -49,8 +49,8 @@ def test_codes_stay_in_their_store_when_referrals_are_not_shared(api, group, sto
 
 
 def test_a_shared_customer_cannot_use_its_own_code_in_another_store(api, group, stores, advocate):
-    (us, _), (eu, _), _jp = stores
-    customer, link = advocate
+    _us, (eu, _), _jp = stores
+    _customer, link = advocate
     CustomerFactory(
         merchant=eu, shopify_customer_id="7002", email="ana@example.com", first_name="Ana", last_name="Silva"
     )
