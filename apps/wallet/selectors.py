@@ -5,6 +5,8 @@ from datetime import timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from apps.slack_community.selectors import beta_feature_enabled
+
 from .models import ExportStatus, PushStatus, WalletExport, WalletPass
 
 
@@ -51,7 +53,8 @@ def wallet_pass_failed_list(*, merchant, limit: int = 10) -> list[WalletPass]:
 
 
 def wallet_links_for_widget(*, merchant, customer, locale: str) -> dict | None:
-    """The storefront buttons' data (the rewards panel): endpoints and accessible labels."""
+    """The storefront buttons' data (the rewards panel): endpoints and accessible labels. Google's
+    button is listed only with the store's `google_wallet` beta flag (its exports need it)."""
     from django.utils.translation import gettext as _
     from django.utils.translation import override
 
@@ -59,20 +62,22 @@ def wallet_links_for_widget(*, merchant, customer, locale: str) -> dict | None:
 
     if customer is None:
         return None
+    google = beta_feature_enabled(merchant, "google_wallet")
     with override(django_language(locale)):
+        buttons = [
+            {
+                "wallet_type": "apple",
+                "text": _("Add to Apple Wallet"),
+                "aria_label": _("Export loyalty balance to Apple Wallet"),
+            },
+            {
+                "wallet_type": "google",
+                "text": _("Save to Google Wallet"),
+                "aria_label": _("Export loyalty balance to Google Wallet"),
+            },
+        ]
         return {
             "export_path": "/apps/loyalnest/v1/api/wallet/export",
             "method": "POST",
-            "buttons": [
-                {
-                    "wallet_type": "apple",
-                    "text": _("Add to Apple Wallet"),
-                    "aria_label": _("Export loyalty balance to Apple Wallet"),
-                },
-                {
-                    "wallet_type": "google",
-                    "text": _("Save to Google Wallet"),
-                    "aria_label": _("Export loyalty balance to Google Wallet"),
-                },
-            ],
+            "buttons": buttons if google else buttons[:1],
         }

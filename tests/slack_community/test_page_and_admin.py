@@ -8,7 +8,7 @@ from django.test import Client
 from apps.slack_community.models import SlackCommunityMember
 from apps.slack_community.selectors import slack_community_analytics
 from tests.factories import MerchantFactory
-from tests.shopify_helpers import session_token
+from tests.shopify_helpers import auth_header, session_token
 
 
 @pytest.fixture
@@ -98,3 +98,24 @@ def test_admin_lists_members_with_filters_and_the_community_analytics(staff_clie
     assert 'data-testid="community-analytics"' in html and "Participation: 0.25" in html
     assert "U0BETA56789" not in active.content.decode() and "U0ALPHA1234" in active.content.decode()
     assert "U0BETA56789" not in beta.content.decode() and "U0ALPHA1234" in beta.content.decode()
+
+
+def test_a_beta_switch_round_trips_through_the_api_the_page_uses(client, api, owner, merchant, other_merchant):
+    """The switch posts to /v1/api/slack/beta (the page's script); reloading shows the new state,
+    for this store only."""
+    SlackCommunityMember.objects.create(merchant=merchant, slack_user_id="U0ALPHA1234", status="active")
+    SlackCommunityMember.objects.create(merchant=other_merchant["merchant"], slack_user_id="U0BETA56789")
+    assert 'data-feature="streaks">' in open_page(client, owner).content.decode()
+
+    def switch(enabled):
+        body = {"feature": "streaks", "enabled": enabled, "locale": "en"}
+        return api.post("/v1/api/slack/beta", data=body, format="json", **auth_header(owner))
+
+    assert switch(True).json()["beta_features"] == {"streaks": True}
+    html = open_page(client, owner).content.decode()
+    assert 'data-feature="streaks" checked' in html and 'data-feature="rfm_advanced">' in html
+    theirs = open_page(client, other_merchant["owner"]).content.decode()
+    assert 'data-feature="streaks" checked' not in theirs
+
+    assert switch(False).json()["beta_features"] == {}
+    assert 'data-feature="streaks">' in open_page(client, owner).content.decode()

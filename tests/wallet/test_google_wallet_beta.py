@@ -6,9 +6,10 @@ import pytest
 
 from apps.wallet.models import WalletExport
 from tests.factories import CustomerFactory
+from tests.shopify_helpers import proxy_signed_query
 from tests.slack_community.beta import beta_on
 
-from .test_export_api import OTHER_SHOP, shopper_export
+from .test_export_api import OTHER_SHOP, SHOP, shopper_export
 
 
 @pytest.mark.django_db
@@ -33,3 +34,19 @@ def test_google_exports_follow_the_merchants_flag_only(api, merchant, other_merc
     assert theirs.status_code == 403 and theirs.json()["error"]["code"] == "wallet_not_enabled"
     assert WalletExport.objects.filter(merchant=merchant, wallet_type="google").count() == 1
     assert not WalletExport.objects.filter(merchant=other_merchant["merchant"]).exists()
+
+
+def _buttons(api, shop):
+    wallet = api.get(f"/proxy/v1/api/widgets?{proxy_signed_query(shop, '7001')}").json()["contributions"]["wallet"]
+    return [button["wallet_type"] for button in wallet["buttons"]]
+
+
+@pytest.mark.django_db
+def test_the_storefront_lists_the_google_button_only_with_the_flag(api, merchant, other_merchant, shopper):
+    CustomerFactory(merchant=other_merchant["merchant"], shopify_customer_id="7001")
+    assert _buttons(api, SHOP) == ["apple"]
+
+    beta_on(merchant, "google_wallet")
+
+    assert _buttons(api, SHOP) == ["apple", "google"]
+    assert _buttons(api, OTHER_SHOP) == ["apple"]

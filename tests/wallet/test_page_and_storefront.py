@@ -58,7 +58,9 @@ def test_page_is_denied_without_the_frontend_scope(client, merchant, other_merch
 
 
 @pytest.mark.django_db
-def test_widgets_answer_carries_the_wallet_buttons_with_the_seeds_aria_label(api, merchant, other_merchant, shopper):
+def test_widgets_answer_carries_the_wallet_buttons_with_the_seeds_aria_label(
+    api, merchant, other_merchant, shopper, google_wallet_beta
+):
     url = f"/proxy/v1/api/widgets?{proxy_signed_query(SHOP, '7001')}"
     response = api.get(url)
 
