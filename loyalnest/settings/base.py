@@ -502,3 +502,32 @@ CELERY_BEAT_SCHEDULE["multistore-reconcile"] = {
     "schedule": crontab(minute=15),
 }
 # --- end of Multi-store
+
+# --- Backups (apps.backups): nightly encrypted pg_dump, 90 days by date, weekly restore drill
+INSTALLED_APPS += ["apps.backups"]
+# "keyid:base64(32 bytes)[,…]": the first encrypts, all decrypt. Separate from ENCRYPTION_KEYS;
+# kept outside the database and outside the backup bucket. Empty: backups refuse to run.
+BACKUP_ENCRYPTION_KEYS = env("BACKUP_ENCRYPTION_KEYS", "")
+# "s3" (Backblaze B2 or any S3-compatible endpoint) or "local" (a directory; dev and tests).
+BACKUP_STORAGE = env("BACKUP_STORAGE", "local")
+BACKUP_LOCAL_DIRECTORY = env("BACKUP_LOCAL_DIRECTORY", str(BASE_DIR / "var" / "backups"))
+BACKUP_S3_BUCKET = env("BACKUP_S3_BUCKET", "")
+BACKUP_S3_PREFIX = env("BACKUP_S3_PREFIX", "loyalnest/")
+BACKUP_S3_ENDPOINT_URL = env("BACKUP_S3_ENDPOINT_URL", "")  # e.g. https://s3.us-west-004.backblazeb2.com
+BACKUP_S3_REGION = env("BACKUP_S3_REGION", "")
+BACKUP_S3_ACCESS_KEY_ID = env("BACKUP_S3_ACCESS_KEY_ID", "")
+BACKUP_S3_SECRET_ACCESS_KEY = env("BACKUP_S3_SECRET_ACCESS_KEY", "")
+BACKUP_KEEP_DAYS = int(env("BACKUP_KEEP_DAYS", "90"))
+# Directory of pg_dump / pg_restore matching the server's major version (blank: from PATH).
+BACKUP_PG_BIN_DIR = env("BACKUP_PG_BIN_DIR", "")
+# Re-applies one logged erasure after a restore (the compliance code owns the erasure logic).
+BACKUP_ERASURE_REPLAY = "apps.shopify.webhooks.compliance.erasure_replay"
+CELERY_BEAT_SCHEDULE["backups-nightly"] = {
+    "task": "apps.backups.tasks.backup_nightly_task",
+    "schedule": crontab(hour=int(env("BACKUP_NIGHTLY_HOUR", "2")), minute=0),
+}
+CELERY_BEAT_SCHEDULE["backups-drill-weekly"] = {
+    "task": "apps.backups.tasks.backup_drill_task",
+    "schedule": crontab(day_of_week="sunday", hour=int(env("BACKUP_NIGHTLY_HOUR", "2")) + 2, minute=0),
+}
+# --- end of Backups

@@ -31,6 +31,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.backups.erasures import erasure_logged
 from apps.core.audit import audit_record
 from apps.core.crypto import decrypt, encrypt
 from apps.core.models import AuditLog, Customer, Merchant, ReferralLink
@@ -250,6 +251,10 @@ def customer_redact(*, merchant, payload: dict) -> Customer | None:
         ]
     )
     _erase_customer_redis(merchant=merchant, customer=customer)
+    # Ids only, re-applied after any restore of an older backup (RELIABILITY F1).
+    erasure_logged(
+        kind="customer", merchant_id=merchant.pk, customer_id=customer.pk, shopify_customer_id=shopify_customer_id
+    )
     audit_record(
         merchant=merchant,
         action="customer_redacted",
@@ -325,6 +330,7 @@ def shop_redact(*, merchant, delivery: WebhookDelivery | None = None) -> dict | 
     merchant.name = ""
     merchant.shopify_plan = ""
     merchant.save(update_fields=["name", "shopify_plan", "updated_at"])
+    erasure_logged(kind="shop", merchant_id=merchant.pk)
     audit_record(
         merchant=merchant,
         action="shop_redacted",
@@ -332,3 +338,21 @@ def shop_redact(*, merchant, delivery: WebhookDelivery | None = None) -> dict | 
         metadata={"deleted_rows": {table: count for table, count in sorted(deleted.items()) if count}},
     )
     return deleted
+
+
+# --- after a restore (apps.backups, RELIABILITY F1) ---------------------------------------
+def erasure_replay(record: dict) -> None:
+    """Re-apply one logged erasure to a database restored from a backup older than it."""
+    merchant = Merchant.objects.filter(pk=record["merchant_ref"]).first()
+    if merchant is None:
+        return
+    if record["kind"] == "shop":
+        if merchant.is_installed:  # installed when the backup was taken; it was uninstalled since
+            Merchant.objects.filter(pk=merchant.pk).update(is_installed=False)
+            merchant.refresh_from_db()
+        shop_redact(merchant=merchant)
+        return
+    customer = Customer.objects.filter(merchant=merchant, pk=record["customer_ref"]).first()
+    if customer is None or customer.redacted_at is not None:
+        return
+    customer_redact(merchant=merchant, payload={"customer": {"id": customer.shopify_customer_id}})
