@@ -152,6 +152,8 @@ def _start_worker(env: dict, concurrency: int, log_path: Path) -> subprocess.Pop
             "worker",
             "-P",
             "prefork",
+            "-Q",
+            "default,notifications,analytics,shopify",
             "-c",
             str(concurrency),
             "-l",

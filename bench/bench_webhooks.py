@@ -211,7 +211,7 @@ def _query(args, sql: str, params=()):
 
 def _start_worker(args) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "loyalnest", "worker", "-P", "solo", "-l", "warning",
+        [sys.executable, "-m", "celery", "-A", "loyalnest", "worker", "-P", "solo", "-Q", "default,notifications,analytics,shopify", "-l", "warning",
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=_env(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -37,6 +37,8 @@ DEMO_ADMIN_USER = "admin"
 DEFAULT_DEMO_ADMIN_PASSWORD = "loyalnest-demo"  # noqa: S105  (the documented demo login, DEBUG only)
 STOP_TIMEOUT_SECONDS = 20
 READY_TIMEOUT_SECONDS = 90
+# One worker takes every workload queue (production runs one worker group per queue: docs/OPERATIONS.md).
+ALL_QUEUES = "default,notifications,analytics,shopify"
 
 
 def log(message: str) -> None:
@@ -227,7 +229,19 @@ class Stack:
                 "--access-logfile",
                 "-",
             ],
-            "worker": ["-m", "celery", "-A", "loyalnest", "worker", "--concurrency", "1", "-l", "info"],
+            "worker": [
+                "-m",
+                "celery",
+                "-A",
+                "loyalnest",
+                "worker",
+                "-Q",
+                ALL_QUEUES,
+                "--concurrency",
+                "1",
+                "-l",
+                "info",
+            ],
             "beat": [
                 "-m",
                 "celery",

@@ -112,12 +112,13 @@ def celery_worker_process(django_db_setup, django_db_blocker, shopify_relay, wor
     """A real Celery worker process on the test database and the test Redis broker."""
     import os
     import subprocess
-    import sys
     import time
     from pathlib import Path
 
     from django.conf import settings
     from django.db import connection
+
+    from tests.celery_queues import worker_command
 
     root = Path(__file__).resolve().parents[1]
     database = connection.settings_dict
@@ -134,21 +135,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, shopify_relay, wor
     (root / "var").mkdir(exist_ok=True)
     log = open(root / "var" / "test-celery-worker.log", "w")  # noqa: SIM115  (closed at teardown)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "loyalnest",
-            "worker",
-            "-P",
-            "solo",
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_command(),
         cwd=root,
         env=env,
         stdout=log,

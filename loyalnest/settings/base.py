@@ -503,6 +503,35 @@ CELERY_BEAT_SCHEDULE["multistore-reconcile"] = {
 }
 # --- end of Multi-store
 
+# --- Operations: one Celery queue per workload, so each scales on its own machines
+#     (docs/OPERATIONS.md). A worker started without -Q consumes all four queues.
+from kombu import Queue  # noqa: E402  (kept inside this section)
+
+WORKLOAD_QUEUES = ("default", "notifications", "analytics", "shopify")
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in WORKLOAD_QUEUES)
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+# Exact names first, then patterns in order (the first match wins); anything else: "default".
+CELERY_TASK_ROUTES = {
+    # Shopify writes started by analytics or referral features still use the Shopify rate budget.
+    "apps.rfm.tasks.rfm_benchmarks_metafield_sync_task": {"queue": "shopify"},
+    "apps.gamification.awarding.gamification_flow_triggers_task": {"queue": "shopify"},
+    "apps.merchant_referrals.tasks.merchant_referral_metafield_task": {"queue": "shopify"},
+    "apps.merchant_referrals.tasks.merchant_referral_reward_apply_task": {"queue": "shopify"},
+    "apps.merchant_referrals.tasks.shop_owner_refresh_task": {"queue": "shopify"},
+    "apps.merchant_referrals.tasks.merchant_referrals_advance_task": {"queue": "analytics"},
+    "apps.slack_community.tasks.slack_community_metafields_write_task": {"queue": "shopify"},
+    "apps.slack_community.tasks.slack_community_invite_task": {"queue": "notifications"},
+    "apps.core.tasks.vip_tiers_recalculate_task": {"queue": "analytics"},
+    "apps.notifications.*": {"queue": "notifications"},
+    "apps.rfm.*": {"queue": "analytics"},
+    "apps.gamification.*": {"queue": "analytics"},
+    "apps.shopify.*": {"queue": "shopify"},
+    "apps.multistore.*": {"queue": "shopify"},
+    "apps.wallet.*": {"queue": "shopify"},
+}
+# --- end of Operations
+
 # --- Backups (apps.backups): nightly encrypted pg_dump, 90 days by date, weekly restore drill
 INSTALLED_APPS += ["apps.backups"]
 # "keyid:base64(32 bytes)[,…]": the first encrypts, all decrypt. Separate from ENCRYPTION_KEYS;

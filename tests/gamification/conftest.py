@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from apps.core.redis import get_redis
 from apps.gamification.models import Badge, Team
+from tests.celery_queues import queued_raw
 from tests.factories import StaffMemberFactory
 
 
@@ -40,7 +40,7 @@ def make_team(merchant, cycle, name="Team", is_open=True) -> Team:
 def queued_tasks(name: str) -> list[dict]:
     """kwargs of every queued Celery message of task `name`, oldest first (the test broker is Redis)."""
     found = []
-    for raw in reversed(get_redis().lrange("celery", 0, -1)):  # LPUSHed: newest first
+    for raw in reversed(queued_raw()):  # LPUSHed: newest first
         message = json.loads(raw)
         if message["headers"]["task"] == name:
             _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))

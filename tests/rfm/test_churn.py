@@ -19,6 +19,7 @@ from apps.notifications.models import Notification
 from apps.rfm import services
 from apps.rfm.churn import _fit, features_as_of, predict
 from apps.rfm.models import ChurnModel, ChurnNudge
+from tests.celery_queues import queued_messages, queued_task_names
 from tests.shopify_helpers import auth_header
 
 from .conftest import NOW, build_history
@@ -118,7 +119,7 @@ def test_forecast_api_updates_customers_streams_audits_and_answers_as_the_seeds(
     assert json.loads(entry["data"])["customer_id"] == chosen[0]
     audit = AuditLog.objects.get(merchant=merchant, action="churn_forecasted")
     assert audit.metadata["customers"] == 5 and audit.actor_id == analyst.pk
-    queued = [json.loads(m)["headers"]["task"] for m in get_redis().lrange("celery", 0, -1)]
+    queued = queued_task_names()
     assert "apps.shopify.metafields.customer_metafields_sync_task" in queued
     foreign.refresh_from_db()
     assert foreign.churn_score is None
@@ -204,7 +205,7 @@ def test_nudges_go_once_per_customer_per_window(merchant, other_merchant, django
         == 2
     )
     assert not Notification.objects.filter(merchant=other_merchant["merchant"]).exists()
-    messages = [json.loads(m) for m in get_redis().lrange("celery", 0, -1)]
+    messages = queued_messages()
     flow = [m for m in messages if m["headers"]["task"] == "apps.shopify.flow.triggers.flow_trigger_fire_task"]
     assert len(flow) == 2
     # The payload carries exactly the fields the trigger extension declares.

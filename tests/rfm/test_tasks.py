@@ -1,11 +1,9 @@
 """The Celery tasks, run in-process: the nightly chain on an empty and a busy shop."""
 
-import json
-
 from apps.core.models import Customer
-from apps.core.redis import get_redis
 from apps.rfm.models import ChurnModel, RfmRun
 from apps.rfm.tasks import rfm_incremental_all_task, rfm_nightly_task, rfm_scores_refresh_task
+from tests.celery_queues import queued_messages
 
 from .conftest import build_history
 
@@ -35,5 +33,5 @@ def test_uninstalled_shops_are_skipped_and_the_fan_out_queues_one_task_per_insta
 
     assert rfm_scores_refresh_task(merchant_id=other_merchant["merchant"].pk) is None
     assert rfm_incremental_all_task() == 1
-    queued = [json.loads(m) for m in get_redis().lrange("celery", 0, -1)]
+    queued = queued_messages()
     assert [m["headers"]["task"] for m in queued] == ["apps.rfm.tasks.rfm_scores_refresh_task"]

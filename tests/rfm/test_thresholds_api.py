@@ -8,6 +8,7 @@ from apps.core.models import AuditLog
 from apps.core.redis import get_redis
 from apps.core.streams import stream_name
 from apps.rfm.models import RfmBenchmark
+from tests.celery_queues import queued_task_names
 from tests.shopify_helpers import auth_header
 
 URL = "/v1/api/rfm/thresholds"
@@ -70,7 +71,7 @@ def test_each_change_is_a_new_version_audited_and_streamed(
     assert latest["thresholds"] == {"recency": "<=10", "frequency": ">=5", "monetary": ">500"}
     # After commit: the stream, PostHog and the queued shop metafield write and rescoring.
     assert len(callbacks) == 3
-    queued = [json.loads(m)["headers"]["task"] for m in get_redis().lrange("celery", 0, -1)]
+    queued = queued_task_names()
     assert "apps.rfm.tasks.rfm_benchmarks_metafield_sync_task" in queued
     assert "apps.rfm.tasks.rfm_scores_refresh_task" in queued
 
