@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -72,6 +73,17 @@ def test_a_worker_without_q_takes_every_workload_queue():
     """`celery worker` with no -Q consumes task_queues: nothing is stranded by a forgotten flag."""
     assert set(celery_app.amqp.queues) == QUEUES
     assert celery_app.conf.task_create_missing_queues is False
+
+
+def test_the_production_gunicorn_config_loads_with_persistent_connections_and_recycling():
+    env = {**os.environ, "WEB_CONCURRENCY": "3", "GUNICORN_MAX_REQUESTS": "500"}
+    command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--check-config", "loyalnest.wsgi"]
+    assert subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60).returncode == 0
+
+    namespace = {}
+    exec(compile((ROOT / "deploy" / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)  # noqa: S102
+    assert namespace["timeout"] == 30 and namespace["max_requests"] > 0 and namespace["max_requests_jitter"] > 0
+    assert settings.DATABASES["default"]["CONN_MAX_AGE"] == 0 or settings.DATABASES["default"]["CONN_HEALTH_CHECKS"]
 
 
 # --- Two workers on different queues, one database, one broker ----------------------------
