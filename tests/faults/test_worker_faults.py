@@ -168,3 +168,40 @@ def test_a_worker_killed_mid_order_processing_leaves_one_ledger_entry_per_order_
     customer.refresh_from_db()
     assert customer.points_balance == 10 * len(orders)
     connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_provider_outage_holds_notifications_behind_the_breaker_and_sends_each_once_after(binaries, fake_providers):
+    from django.db import transaction
+
+    from apps.notifications.models import Notification, State
+    from apps.notifications.services import notify
+    from tests.notifications.support import connect_providers, subscribed_customer
+
+    reset_seconds = 3
+    merchant = MerchantFactory(shop_domain=SHOP)
+    connect_providers(merchant)
+    klaviyo = fake_providers.klaviyo
+    klaviyo.answer(500, 500)  # the outage: two failures open the breaker; then the fake answers 200
+    env = {"NOTIFICATIONS_BREAKER_FAIL_MAX": "2", "NOTIFICATIONS_BREAKER_RESET_SECONDS": str(reset_seconds)}
+    with RedisServer() as redis_server, publishing_to(redis_server.url), Worker("e4", redis_server.url, **env):
+        rows = []
+        for index in range(5):
+            with transaction.atomic():
+                rows += notify(
+                    merchant=merchant,
+                    type="badge_earned",
+                    customer=subscribed_customer(merchant, email=f"e4-{index}@example.com"),
+                    context={"badge": {"en": "Seasonal Star"}},
+                    idempotency_key=f"e4-badge-{index}",
+                    channels=("email",),
+                )
+        ids = [row.pk for row in rows]
+        wait_for(lambda: Notification.objects.filter(pk__in=ids, state=State.SENT).count() == len(ids), timeout=25)
+
+    assert len(klaviyo.requests) == len(ids) + 2  # the two failures, then one call per notification
+    # Nothing reached it while open (the breaker's opened_at is kept in whole seconds).
+    assert klaviyo.times[2] - klaviyo.times[1] >= reset_seconds - 1
+    assert sorted(klaviyo.events) == sorted(ids)  # each sent once
+    attempts = sorted(Notification.objects.filter(pk__in=ids).values_list("attempts", flat=True))
+    assert sum(attempts) == len(ids) + 2  # waiting behind the open breaker used no attempt
