@@ -20,11 +20,11 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.audit import audit_record
+from apps.core.audit import audit_entry, audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from apps.core.models import Customer, Merchant, PointsTransaction, ProgramSettings, ReferralLink, StaffRole
+from apps.core.models import AuditLog, Customer, Merchant, PointsTransaction, ProgramSettings, ReferralLink, StaffRole
 from apps.core.services import SelfReferralRefused
-from apps.core.streams import stream_append_on_commit
+from apps.core.streams import stream_append_many_on_commit, stream_append_on_commit
 from apps.core.tenancy import merchant_scope, scopes_disabled
 from apps.core.tracking import track_on_commit
 from apps.notifications.services import notify
@@ -321,6 +321,10 @@ def shared_customers_link(*, group, batch: int = 500) -> LinkReport:
                 "email_digest", flat=True
             )
         )
+        pending = set(
+            LinkReview.objects.filter(group=group, status=ReviewStatus.PENDING).values_list("email_digest", flat=True)
+        )
+    fresh = {}  # digest -> customer ids: no customer linked yet, no pending review (batched)
     for digest, customers in candidates.items():
         if digest in kept_apart:
             continue
@@ -332,9 +336,34 @@ def shared_customers_link(*, group, batch: int = 500) -> LinkReport:
         if reason:
             report.reviews += _review_open(group, digest, customers, reason)
             continue
+        if len(unlinked) == len(customers) and digest not in pending:
+            fresh[digest] = [c.pk for c in customers]
+            continue
         created = _link(group=group, digest=digest, customer_ids=[c.pk for c in customers])
         report.linked += len(unlinked)
         report.accounts_created += int(created)
+    digests = list(fresh)
+    for start in range(0, len(digests), batch):
+        chunk = {digest: fresh[digest] for digest in digests[start : start + batch]}
+        with scopes_disabled():
+            existing = set(
+                SharedAccount.objects.filter(group=group, email_digest__in=list(chunk)).values_list(
+                    "email_digest", flat=True
+                )
+            )
+        deferred = {digest: ids for digest, ids in chunk.items() if digest in existing}
+        batched = {digest: ids for digest, ids in chunk.items() if digest not in existing}
+        for digest in _link_many(group=group, items=batched):
+            deferred[digest] = batched[digest]
+        for digest, customer_ids in chunk.items():
+            if digest not in deferred:
+                report.linked += len(customer_ids)
+                report.accounts_created += 1
+        for digest, customer_ids in deferred.items():
+            # An account exists already, or a customer was linked meanwhile: the per-email path.
+            created = _link(group=group, digest=digest, customer_ids=customer_ids)
+            report.linked += len(customer_ids)
+            report.accounts_created += int(created)
     return report
 
 
@@ -364,6 +393,48 @@ def _review_open(group, digest, customers, reason) -> int:
     )
     review.customers.add(*customers)
     return int(created)
+
+
+def _merge_into(account, customers, total, lifetime, version, shared_tiers, tiers, now) -> list[PointsTransaction]:
+    """Bring each locked customer to the merged balance (and shared tier) and link it to the
+    account; return their `adjust` entries (none for a customer already at the balance)."""
+    entries = []
+    for customer in customers:
+        delta = total - customer.points_balance
+        lifetime_delta = lifetime - customer.lifetime_points if shared_tiers else 0
+        balance = apply_to_customer(customer, delta, lifetime_delta, tiers, shared_tiers)
+        if delta:
+            entries.append(
+                mirror_entry(
+                    customer,
+                    points=delta,
+                    balance_after=balance,
+                    key=f"multistore:link:{account.pk}:{version}",
+                    metadata={LINK_KEY: account.pk},
+                    reason="multi-store link",
+                )
+            )
+        customer.shared_customer_id = account.pk
+        customer.updated_at = now
+    return entries
+
+
+def _link_entries(account, joining, before: dict) -> list[SharedLedgerEntry]:
+    """The account's `link` entry per joining customer, carrying its own balance before the link."""
+    running, shared_entries = account.points_balance, []
+    for customer in joining:
+        running += before[customer.pk]
+        shared_entries.append(
+            SharedLedgerEntry(
+                account=account,
+                kind=SharedEntryKind.LINK,
+                source_merchant_id=customer.merchant_id,
+                source_customer=customer,
+                points=before[customer.pk],
+                balance_after=running,
+            )
+        )
+    return shared_entries
 
 
 @transaction.atomic
@@ -410,37 +481,8 @@ def _link(*, group, digest: str, customer_ids: list[str]) -> bool:
         lifetime = account.lifetime_points + sum(c.lifetime_points for c in joining)
         shared_tiers = group.sharing.get("tiers", True)
         version = account.version + 1
-        entries, tiers = [], {}
-        for customer in customers:
-            delta = total - customer.points_balance
-            lifetime_delta = lifetime - customer.lifetime_points if shared_tiers else 0
-            balance = apply_to_customer(customer, delta, lifetime_delta, tiers, shared_tiers)
-            if delta:
-                entries.append(
-                    mirror_entry(
-                        customer,
-                        points=delta,
-                        balance_after=balance,
-                        key=f"multistore:link:{account.pk}:{version}",
-                        metadata={LINK_KEY: account.pk},
-                        reason="multi-store link",
-                    )
-                )
-            customer.shared_customer_id = account.pk
-            customer.updated_at = now
-        running, shared_entries = account.points_balance, []
-        for customer in joining:
-            running += before[customer.pk]
-            shared_entries.append(
-                SharedLedgerEntry(
-                    account=account,
-                    kind=SharedEntryKind.LINK,
-                    source_merchant_id=customer.merchant_id,
-                    source_customer=customer,
-                    points=before[customer.pk],
-                    balance_after=running,
-                )
-            )
+        entries = _merge_into(account, customers, total, lifetime, version, shared_tiers, {}, now)
+        shared_entries = _link_entries(account, joining, before)
         PointsTransaction.objects.bulk_create(entries)
         Customer.objects.bulk_update(
             customers,
@@ -469,6 +511,96 @@ def _link(*, group, digest: str, customer_ids: list[str]) -> bool:
                     metadata={"event": "customer_linked", "shared_customer_id": account.pk, "points_balance": total},
                 )
     return created
+
+
+@transaction.atomic
+def _link_many(*, group, items: dict[str, list[str]]) -> list[str]:
+    """`_link` for many emails whose customers are all unlinked, in one transaction with
+    set-based writes: the same accounts, entries, balances, tiers, audit rows and streams.
+
+    Lock order as everywhere: the new accounts are created first (a concurrent link of the
+    same email waits on the unique email index, or fails it and the task retries), then the
+    store customers are locked in id order. An email whose customers changed since they were
+    read (one linked meanwhile, or gone) is left out and returned for the per-email `_link`.
+    Mirrors are written directly, without `ledger_entries_written`, as `_link` does.
+    """
+    if not items:
+        return []
+    with scopes_disabled():
+        accounts = {digest: SharedAccount(group=group, email_digest=digest) for digest in items}
+        SharedAccount.objects.bulk_create(list(accounts.values()))
+        locked = {
+            c.pk: c
+            for c in Customer.objects.select_for_update()
+            .filter(pk__in={pk for ids in items.values() for pk in ids})
+            .select_related("merchant")
+            .order_by("pk")
+        }
+        deferred, linking = [], []
+        for digest, customer_ids in items.items():
+            customers = sorted((locked[pk] for pk in set(customer_ids) if pk in locked), key=lambda c: c.pk)
+            if (
+                len(customers) != len(set(customer_ids))
+                or any(c.shared_customer_id for c in customers)
+                or len({c.merchant_id for c in customers}) != len(customers)
+            ):
+                deferred.append(digest)
+            else:
+                linking.append((accounts[digest], customers))
+        if deferred:
+            SharedAccount.objects.filter(pk__in=[accounts[digest].pk for digest in deferred]).delete()
+        now = timezone.now()
+        shared_tiers = group.sharing.get("tiers", True)
+        entries, shared_entries, audits, tiers = [], [], [], {}
+        streams: dict[str, list] = defaultdict(list)
+        touched = []
+        for account, customers in linking:
+            before = {c.pk: c.points_balance for c in customers}
+            total = sum(before.values())
+            lifetime = sum(c.lifetime_points for c in customers)
+            version = account.version + 1
+            shared_entries += _link_entries(account, customers, before)
+            entries += _merge_into(account, customers, total, lifetime, version, shared_tiers, tiers, now)
+            for customer in customers:
+                streams[customer.merchant_id].append(
+                    (
+                        f"points:{customer.pk}",
+                        {"customer_id": customer.pk, "points_balance": total, "shared_customer_id": account.pk},
+                    )
+                )
+                audits.append(
+                    audit_entry(
+                        merchant=customer.merchant,
+                        action="multi_store_sync",
+                        target=customer,
+                        metadata={
+                            "event": "customer_linked",
+                            "shared_customer_id": account.pk,
+                            "points_balance": total,
+                        },
+                    )
+                )
+                touched.append(customer)
+            account.points_balance, account.lifetime_points, account.version, account.changed_at = (
+                total,
+                lifetime,
+                version,
+                now,
+            )
+        PointsTransaction.objects.bulk_create(entries)
+        Customer.objects.bulk_update(
+            touched,
+            ["points_balance", "lifetime_points", "vip_tier", "lifecycle_stage", "shared_customer_id", "updated_at"],
+        )
+        SharedLedgerEntry.objects.bulk_create(shared_entries)
+        SharedAccount.objects.bulk_update(
+            [account for account, _customers in linking],
+            ["points_balance", "lifetime_points", "version", "changed_at"],
+        )
+        AuditLog.objects.bulk_create(audits)
+    for merchant_id, appends in streams.items():
+        stream_append_many_on_commit(merchant_id=merchant_id, entries=appends)
+    return deferred
 
 
 def _native_balance(customer_id: str) -> int:
