@@ -142,6 +142,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Seconds before a message taken by a worker that vanished (SIGKILL, lost machine) is delivered
 # again; longer than the slowest task, or a still-running task is delivered twice (E1).
 CELERY_VISIBILITY_TIMEOUT = int(env("CELERY_VISIBILITY_TIMEOUT", "3600"))
+# A task attempt handed out more often than this (its worker died or hung each time) is not run
+# again: it goes to the Redis list `celery:dead-letter` (loyalnest/tasks.py).
+CELERY_MAX_DELIVERIES = int(env("CELERY_MAX_DELIVERIES", "5"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT, "socket_timeout": 5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {

@@ -1,0 +1,70 @@
+"""The base class of every Celery task: poison messages end in a dead-letter list (RELIABILITY E1).
+
+With `acks_late` and `reject_on_worker_lost`, a message whose task kills or hangs its worker is
+handed out again after the broker's visibility timeout — forever, since Redis counts nothing.
+Each delivery of a task attempt (task id + retry number) is counted in Redis; past
+`CELERY_MAX_DELIVERIES` the attempt is not run again: it is logged, appended to the Redis list
+`celery:dead-letter` (task name, id, retry number, kwargs — ids only, never payloads) and
+acknowledged. Staff re-queue from there by hand. With Redis down the count is skipped (the task
+runs: the broker is Redis too, so nothing could be delivered anyway).
+"""
+
+import json
+import logging
+
+import redis
+from celery import Task
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTER_KEY = "celery:dead-letter"
+DELIVERY_COUNT_SECONDS = 7 * 24 * 3600
+
+
+def _deliveries_key(task_id: str, retries: int) -> str:
+    return f"celery:deliveries:{task_id}:{retries}"
+
+
+class LoyalNestTask(Task):
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        if request.id and not request.is_eager and self._poisoned(request, kwargs):
+            return None
+        return super().__call__(*args, **kwargs)
+
+    def _poisoned(self, request, kwargs) -> bool:
+        from apps.core.redis import get_redis
+
+        try:
+            client = get_redis()
+            key = _deliveries_key(request.id, request.retries or 0)
+            pipeline = client.pipeline(transaction=False)
+            pipeline.incr(key)
+            pipeline.expire(key, DELIVERY_COUNT_SECONDS)
+            deliveries = pipeline.execute()[0]
+            if deliveries <= settings.CELERY_MAX_DELIVERIES:
+                return False
+            client.rpush(
+                DEAD_LETTER_KEY,
+                json.dumps(
+                    {
+                        "task": self.name,
+                        "id": request.id,
+                        "retries": request.retries or 0,
+                        "deliveries": deliveries,
+                        "kwargs": {key: value for key, value in kwargs.items() if key.endswith(("_id", "_ids"))},
+                    }
+                ),
+            )
+        except redis.RedisError as exc:
+            logger.warning("delivery count of %s skipped: %s", self.name, type(exc).__name__)
+            return False
+        logger.error(
+            "task %s %s dead-lettered after %s deliveries of retry %s",
+            self.name,
+            request.id,
+            deliveries,
+            request.retries or 0,
+        )
+        return True
