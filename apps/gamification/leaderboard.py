@@ -113,20 +113,38 @@ def leaderboard_remove_on_commit(*, merchant_id: str, cycle: str, team_id: str) 
 
 def leaderboard_top(*, merchant_id: str, cycle: str, limit: int) -> list[tuple[str, int]]:
     """The top `limit` (team id, score), from Redis, rebuilt when lost, PostgreSQL when down."""
+    return leaderboard_top_and_rank(merchant_id=merchant_id, cycle=cycle, limit=limit, team_id=None)[0]
+
+
+def leaderboard_top_and_rank(
+    *, merchant_id: str, cycle: str, limit: int, team_id: str | None
+) -> tuple[list[tuple[str, int]], tuple[int, int] | None]:
+    """`leaderboard_top` and, for `team_id`, `leaderboard_rank` in one Redis round trip."""
     key = leaderboard_key(merchant_id, cycle)
     try:
         client = get_redis()
         pipeline = client.pipeline(transaction=False)
         pipeline.exists(key, _built_marker(key))
         pipeline.zrevrange(key, 0, limit - 1, withscores=True)
-        exists, top = pipeline.execute()
+        if team_id is not None:
+            pipeline.zrevrank(key, team_id)
+            pipeline.zscore(key, team_id)
+        exists, top, *placed = pipeline.execute()
         if exists:
-            return [(team_id, int(score)) for team_id, score in top]
+            rank = None
+            if team_id is not None and placed[0] is not None:
+                rank = (placed[0] + 1, int(placed[1]))
+            return [(team, int(score)) for team, score in top], rank
         scores = leaderboard_rebuild(merchant_id=merchant_id, cycle=cycle, client=client)
     except redis.RedisError as exc:
         logger.warning("team leaderboard read fell back to the database: %s", type(exc).__name__)
         scores = scores_from_database(merchant_id=merchant_id, cycle=cycle)
-    return ranking_from_scores(scores)[:limit]
+    ranking = ranking_from_scores(scores)
+    rank = next(
+        ((position, score) for position, (candidate, score) in enumerate(ranking, start=1) if candidate == team_id),
+        None,
+    )
+    return ranking[:limit], rank
 
 
 def leaderboard_rank(*, merchant_id: str, cycle: str, team_id: str) -> tuple[int, int] | None:

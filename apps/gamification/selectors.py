@@ -1,16 +1,20 @@
 """Reads of advanced gamification: badges, a shopper's achievements and streak, team rankings
 and the Chart.js data of the merchant page and the widget."""
 
+import json
+from datetime import UTC, datetime
+
+from django.db import connection
 from django.utils import timezone
 
 from apps.core.locales import is_rtl
 from apps.core.streams import stream_latest
-from apps.slack_community.selectors import beta_feature_enabled
+from apps.slack_community.selectors import beta_feature_enabled, beta_feature_enabled_in_request
 
 from . import rules
 from .awarding import settings_for
-from .leaderboard import leaderboard_rank, leaderboard_top
-from .models import Achievement, Badge, Streak, Team, TeamMembership
+from .leaderboard import leaderboard_rank, leaderboard_top, leaderboard_top_and_rank
+from .models import Achievement, Badge, Streak, StreakPeriod, Team, TeamMembership
 
 __all__ = [
     "badge_list",
@@ -85,9 +89,6 @@ def customer_badge_list(*, merchant, customer, locale: str) -> list[dict]:
 def streak_get(*, merchant, customer, now=None) -> dict:
     """The customer's streak as of now: a streak whose last qualifying period is older than the
     previous period reads as 0 even before the nightly reset (lazy evaluation)."""
-    settings = settings_for(merchant)
-    zone = rules.merchant_zone(merchant)
-    today = rules.period_start(now or timezone.now(), settings.streak_period, zone)
 
     def from_database():
         row = Streak.objects.filter(merchant=merchant, customer=customer).first()
@@ -99,16 +100,24 @@ def streak_get(*, merchant, customer, now=None) -> dict:
             "last_period_date": row.last_period_date.isoformat() if row.last_period_date else None,
         }
 
-    state = stream_latest(merchant_id=merchant.pk, key=f"streak:{customer.pk}", fallback=from_database) or {}
+    return _streak_now(
+        merchant=merchant, customer=customer, period=settings_for(merchant).streak_period, stored=from_database, now=now
+    )
+
+
+def _streak_now(*, merchant, customer, period: str, stored, now=None) -> dict:
+    """The streak from the newest entry of its stream, else `stored()` (the database row)."""
+    today = rules.period_start(now or timezone.now(), period, rules.merchant_zone(merchant))
+    state = stream_latest(merchant_id=merchant.pk, key=f"streak:{customer.pk}", fallback=stored) or {}
     last = state.get("last_period_date")
     last_date = timezone.datetime.fromisoformat(last).date() if last else None
     count = rules.streak_current(
-        count=int(state.get("streak_count") or 0), last=last_date, today_start=today, period=settings.streak_period
+        count=int(state.get("streak_count") or 0), last=last_date, today_start=today, period=period
     )
     return {
         "streak_count": count,
         "longest_count": int(state.get("longest_count") or 0),
-        "period": settings.streak_period,
+        "period": period,
         "last_period_date": last,
         "current_period_done": last_date == today if last_date else False,
     }
@@ -221,22 +230,87 @@ def streak_distribution_chart(*, merchant, periods: int = 12) -> dict:
     }
 
 
+# Everything of one shopper the widget shows, in one query: the merchant's streak period, the
+# streak row, this cycle's team membership with the team's names and the newest badges.
+_WIDGET_SQL = """
+SELECT
+  (SELECT streak_period FROM gamification_settings WHERE merchant_id = %(merchant)s),
+  (SELECT json_build_array(current_count, longest_count, last_period_date)
+     FROM gamification_streaks WHERE merchant_id = %(merchant)s AND customer_id = %(customer)s),
+  (SELECT json_build_array(m.team_id, t.name)
+     FROM gamification_team_members m JOIN gamification_teams t ON t.id = m.team_id
+     WHERE m.merchant_id = %(merchant)s AND m.customer_id = %(customer)s AND m.cycle = %(cycle)s),
+  (SELECT json_agg(json_build_array(a.achievement_id, a.badge_definition_id, a.badge, b.icon, a.streak_count,
+                                    to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'))
+                   ORDER BY a.created_at DESC, a.achievement_id DESC)
+     FROM (SELECT * FROM gamification_achievements
+           WHERE merchant_id = %(merchant)s AND customer_id = %(customer)s
+           ORDER BY created_at DESC, achievement_id DESC LIMIT %(badges)s) a
+     JOIN gamification_badges b ON b.id = a.badge_definition_id)
+"""
+WIDGET_BADGES = 12
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def widget_contribution(*, merchant, customer, locale: str) -> dict | None:
     """What the storefront widgets show a shopper: badges, streak, team rank (Chart.js line for
-    the streak, bar for team ranks)."""
+    the streak, bar for team ranks). One SQL query and, with storefront teams, one Redis round
+    trip for the ranking and the shopper's team rank (the streak's stream is one more)."""
     if customer is None:
         return None
     cycle = current_cycle(merchant=merchant)
-    teams = teams_on_storefront(merchant)  # else no team ranks (same shape, empty)
-    ranking = team_ranking(merchant=merchant, cycle=cycle, limit=5, locale=locale) if teams else []
-    streak = streak_get(merchant=merchant, customer=customer)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WIDGET_SQL, {"merchant": merchant.pk, "customer": customer.pk, "cycle": cycle, "badges": WIDGET_BADGES}
+        )
+        period, streak_row, membership, achievements = cursor.fetchone()
+    streak_row, membership, achievements = _json(streak_row), _json(membership), _json(achievements) or []
+
+    def stored_streak():
+        if streak_row is None:
+            return {"streak_count": 0, "longest_count": 0, "last_period_date": None}
+        current_count, longest_count, last_period_date = streak_row
+        return {"streak_count": current_count, "longest_count": longest_count, "last_period_date": last_period_date}
+
+    streak = _streak_now(
+        merchant=merchant, customer=customer, period=period or StreakPeriod.MONTH, stored=stored_streak
+    )
+    team, ranking = None, []
+    if beta_feature_enabled_in_request(merchant, "team_leaderboards"):  # else no team ranks (same shape)
+        top, placed = leaderboard_top_and_rank(
+            merchant_id=merchant.pk, cycle=cycle, limit=5, team_id=membership[0] if membership else None
+        )
+        names = _names(merchant=merchant, team_ids=[team_id for team_id, _score in top], locale=locale)
+        ranking = [
+            {"rank": position, "team_id": team_id, "name": names.get(team_id, team_id), "score": score}
+            for position, (team_id, score) in enumerate(top, start=1)
+        ]
+        if membership:
+            team = {
+                "team_id": membership[0],
+                "name": rules.badge_name(membership[1], locale),
+                "rank": placed[0] if placed else None,
+                "score": placed[1] if placed else 0,
+            }
+    badges = [
+        {
+            "achievement_id": achievement_id,
+            "badge_id": badge_id,
+            "name": rules.badge_name(badge, locale),
+            "icon": icon,
+            "streak_count": streak_count,
+            "earned_at": datetime.fromisoformat(created_at).replace(tzinfo=UTC).isoformat(),
+        }
+        for achievement_id, badge_id, badge, icon, streak_count, created_at in achievements
+    ]
     return {
         "dir": "rtl" if is_rtl(locale) else "ltr",
-        "badges": customer_badge_list(merchant=merchant, customer=customer, locale=locale)[:12],
+        "badges": badges,
         "streak": streak,
-        "team": team_rank_for_customer(merchant=merchant, customer=customer, cycle=cycle, locale=locale)
-        if teams
-        else None,
+        "team": team,
         "teams": ranking,
         "cycle": cycle,
         "charts": {"teams": team_ranking_chart(ranking)},

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from apps.slack_community.selectors import beta_feature_enabled
+from apps.slack_community.selectors import beta_feature_enabled_in_request
 
 from .models import ExportStatus, PushStatus, WalletExport, WalletPass
 
@@ -62,7 +62,7 @@ def wallet_links_for_widget(*, merchant, customer, locale: str) -> dict | None:
 
     if customer is None:
         return None
-    google = beta_feature_enabled(merchant, "google_wallet")
+    google = beta_feature_enabled_in_request(merchant, "google_wallet")
     with override(django_language(locale)):
         buttons = [
             {

@@ -139,3 +139,45 @@ def test_the_widgets_answer_carries_badges_streak_and_team(api, merchant, other_
     assert [b["name"] for b in mine["badges"]] == ["الأول!"]
     assert mine["streak"]["streak_count"] == 2 and mine["team"] is None
     assert "Foreign" not in json.dumps(body)
+
+
+def test_an_uncached_widgets_request_reads_three_rows_whatever_the_shop_configured(
+    api, merchant, django_assert_max_num_queries
+):
+    """Speed (issue 9): for a shopper whose contributions are not cached, the widget answer costs
+    the customer lookup, one read of the shop's beta flags (gamification and wallet both ask) and
+    one query for the streak, team membership and badges together, with badges, a streak and a
+    storefront team; and says exactly what the per-piece selectors say."""
+    from apps.core.tenancy import merchant_scope
+    from apps.gamification.leaderboard import leaderboard_rebuild
+    from apps.gamification.models import TeamLeaderboard
+    from apps.gamification.selectors import customer_badge_list, streak_get, team_rank_for_customer, team_ranking
+
+    beta_on(merchant, "team_leaderboards")
+    shopper = _shopper(merchant)
+    cycle = current_cycle(merchant=merchant)
+    teams = [make_team(merchant, cycle, name=f"Team {n}") for n in range(3)]
+    TeamMembership.objects.create(merchant=merchant, customer=shopper, team=teams[1], cycle=cycle)
+    for score, team in zip((5, 9, 2), teams, strict=True):
+        TeamLeaderboard.objects.filter(merchant=merchant, team_id=team.pk, cycle=cycle).update(score=score)
+    leaderboard_rebuild(merchant_id=merchant.pk, cycle=cycle)
+    for n in range(14):
+        badge = make_badge(merchant, {"type": "first_purchase"}, name={"en": f"B{n}", "he": f"ב{n}"})
+        Achievement.objects.create(merchant=merchant, customer=shopper, badge_definition=badge, badge=badge.name)
+    Streak.objects.create(
+        merchant=merchant, customer=shopper, current_count=3, longest_count=4,
+        last_period_date=datetime.now(UTC).date().replace(day=1),
+    )  # fmt: skip
+    api.get(proxy_url(merchant, "widgets", customer_id="6002", locale="he"))  # warm the shop's content cache
+
+    with django_assert_max_num_queries(3):
+        body = api.get(proxy_url(merchant, "widgets", locale="he")).json()
+
+    mine = body["contributions"]["gamification"]
+    with merchant_scope(merchant):
+        assert mine["badges"] == customer_badge_list(merchant=merchant, customer=shopper, locale="he")[:12]
+        assert mine["streak"] == streak_get(merchant=merchant, customer=shopper)
+        assert mine["team"] == team_rank_for_customer(merchant=merchant, customer=shopper, cycle=cycle, locale="he")
+        assert mine["teams"] == team_ranking(merchant=merchant, cycle=cycle, limit=5, locale="he")
+    assert mine["team"]["rank"] == 1 and [t["score"] for t in mine["teams"]] == [9, 5, 2]
+    assert len(mine["badges"]) == 12
