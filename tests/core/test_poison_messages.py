@@ -8,7 +8,6 @@ from apps.core.redis import get_redis
 from apps.core.tasks import idempotency_records_purge_task
 from loyalnest.tasks import DEAD_LETTER_KEY, LoyalNestTask
 
-
 pytestmark = pytest.mark.django_db
 
 
