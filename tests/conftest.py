@@ -250,3 +250,24 @@ def fake_providers(settings, notification_providers_relay):
         yield fakes
         relay.state.clear()
     breakers._breakers.clear()
+
+
+@pytest.fixture
+def broker_down():
+    """The broker unreachable from this process (a closed port), as when Redis stops; the
+    machine's Redis keeps running for the worker and everyone else. Nothing this test queues
+    reaches the session's Celery worker. Call `.restore()` to bring the broker back."""
+    from types import SimpleNamespace
+
+    from celery import current_app
+
+    from apps.core import queueing
+
+    def set_broker(url):
+        current_app.conf.broker_url = url
+        queueing.broker_health.checked_at = -1e9  # forget the last health probe
+
+    original = current_app.conf.broker_url
+    set_broker("redis://127.0.0.1:1/0")
+    yield SimpleNamespace(restore=lambda: set_broker(original))
+    set_broker(original)

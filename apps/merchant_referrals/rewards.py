@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.audit import audit_record
+from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.tenancy import merchant_scope, scopes_disabled
 from apps.shopify.graphql import ShopifyError
 
@@ -65,8 +66,12 @@ def merchant_referral_rewards_grant(*, referral, actor=None, roles=None) -> list
 def _queue_apply(reward) -> None:
     from .tasks import merchant_referral_reward_apply_task
 
+    # A dead broker never fails the caller: the reward waits `pending` and the hourly advance
+    # task re-queues it.
     transaction.on_commit(
-        lambda: merchant_referral_reward_apply_task.delay(merchant_id=reward.merchant_id, reward_id=reward.pk)
+        lambda: enqueue_unless_broker_down(
+            merchant_referral_reward_apply_task, kwargs={"merchant_id": reward.merchant_id, "reward_id": reward.pk}
+        )
     )
 
 

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.models import Merchant, StaffMember, StaffRole
+from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.services import referral_code_new
 from apps.core.streams import stream_append_on_commit
 from apps.core.tenancy import merchant_scope, scopes_disabled
@@ -129,8 +130,15 @@ def merchant_referral_link_create(
     )
     from .tasks import merchant_referral_metafield_task, shop_owner_refresh_task
 
-    transaction.on_commit(lambda: merchant_referral_metafield_task.delay(merchant_id=merchant.pk))
-    transaction.on_commit(lambda: shop_owner_refresh_task.delay(merchant_id=merchant.pk))
+    # Queued only if the broker answers: a dead broker must not fail the request after its commit.
+    # A skipped owner refresh is redone before completion (the owners are checked again there); a
+    # skipped metafield write waits for the next change of the link (logged by the enqueue helper).
+    transaction.on_commit(
+        lambda: enqueue_unless_broker_down(merchant_referral_metafield_task, kwargs={"merchant_id": merchant.pk})
+    )
+    transaction.on_commit(
+        lambda: enqueue_unless_broker_down(shop_owner_refresh_task, kwargs={"merchant_id": merchant.pk})
+    )
     return link, True
 
 

@@ -87,7 +87,9 @@ def test_retries_and_redeliveries_credit_once(completed, partner_billing, advoca
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_workers_credit_once(link, referred, advocate, partner_billing):
+def test_concurrent_workers_credit_once(link, referred, advocate, partner_billing, broker_down):
+    # broker_down: the reward task the completion queues would reach the session's Celery worker,
+    # which would still be running it while this test's database is flushed.
     shopify_connect(partner_billing, advocate)
     referral = merchant_referral_attribute(referred=referred, code=link.code)
     merchant_referral_complete(referral=referral, actor=None)

@@ -2,13 +2,10 @@
 that wait (Retry-After, backoff), crashes between commit and send, and a broker outage."""
 
 import time
-from types import SimpleNamespace
 
 import pytest
-from celery import current_app
 from django.db import transaction
 
-from apps.notifications import queueing
 from apps.notifications.delivery import notifications_claim, outbound_message
 from apps.notifications.models import Notification, State
 from apps.notifications.providers import SENDERS
@@ -18,8 +15,6 @@ from tests.conftest import wait_for
 from tests.notifications.support import connect_providers, reload, subscribed_customer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_process")]
-
-CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
@@ -39,22 +34,6 @@ def badge_email(merchant, customer, key="badge-1"):
             channels=("email",),
         )
     return row
-
-
-@pytest.fixture
-def broker_down():
-    """The broker unreachable from this process (a closed port), as when Redis stops; the
-    machine's Redis keeps running for the worker and everyone else. Call `.restore()` to
-    bring it back."""
-
-    def set_broker(url):
-        current_app.conf.broker_url = url
-        queueing.broker_health.checked_at = -1e9  # forget the last health probe
-
-    original = current_app.conf.broker_url
-    set_broker(CLOSED_PORT_BROKER)
-    yield SimpleNamespace(restore=lambda: set_broker(original))
-    set_broker(original)
 
 
 def test_a_committed_notification_is_sent_by_the_worker(shop, fake_providers):
