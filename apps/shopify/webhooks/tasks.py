@@ -105,7 +105,9 @@ def webhook_delivery_process_task(self, *, merchant_id: str, delivery_id: str):
         if self.request.retries >= settings.SHOPIFY_WEBHOOK_MAX_ATTEMPTS * 2:
             logger.warning("webhook %s left for the sweep after %s retries", delivery_id, self.request.retries)
             return None
-        raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
+        # A DeliveryRetry carries the delay it recorded as the row's retry_at.
+        countdown = exc.delay if isinstance(exc, DeliveryRetry) else _countdown(self.request.retries)
+        raise self.retry(countdown=countdown, exc=exc) from exc
 
 
 @shared_task(acks_late=True)
