@@ -7,8 +7,6 @@ import re
 from django.shortcuts import render
 
 from apps.core.locales import LOCALES, is_rtl
-from apps.core.models import StaffMember
-from apps.core.rbac import has_scope
 from apps.core.tenancy import merchant_scope
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
@@ -26,17 +24,10 @@ RULE_CHOICES = [
 ]
 
 
-def _may_view(merchant, session) -> bool:
-    if session.is_demo:
-        return True
-    staff = StaffMember.objects.filter(merchant=merchant, shopify_user_id=session.shopify_user_id).first()
-    return staff is None or has_scope(staff, SCOPE)
-
-
 @embedded_page
 def gamification_page(request, session):
     merchant = session.merchant
-    if not _may_view(merchant, session):
+    if not session.has_scope(SCOPE):
         return _denied(request, 403, session.locale)
     locale = session.locale
     with merchant_scope(merchant):

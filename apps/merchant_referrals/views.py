@@ -13,8 +13,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from apps.core.models import StaffMember
-from apps.core.rbac import has_scope
 from apps.core.tenancy import merchant_scope
 from apps.shopify.ratelimit import Counter, Rate, client_fingerprint, rate_limit_hit
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
@@ -84,25 +82,18 @@ def referral_redirect(request, code: str):
     return response
 
 
-def _may(session, scope: str) -> bool:
-    if session.is_demo:
-        return True
-    staff = StaffMember.objects.filter(merchant=session.merchant, shopify_user_id=session.shopify_user_id).first()
-    return staff is None or has_scope(staff, scope)
-
-
 @embedded_page
 def merchant_referrals_page(request, session):
     """The advocate's link (copy button), the 30-day trend and the referred stores."""
     merchant = session.merchant
-    if not (_may(session, "admin:referrals") or _may(session, "admin:analytics")):
+    if not (session.has_scope("admin:referrals") or session.has_scope("admin:analytics")):
         return _denied(request, 403, session.locale)
     today = timezone.now().date()
     with merchant_scope(merchant):
         link = selectors.merchant_referral_link_get(merchant=merchant)
         analytics = (
             selectors.merchant_referral_analytics(merchant=merchant, start=today - timedelta(days=29), end=today)
-            if _may(session, "admin:analytics")
+            if session.has_scope("admin:analytics")
             else None
         )
         referrals = selectors.merchant_referral_list(merchant=merchant)
@@ -128,6 +119,6 @@ def merchant_referrals_page(request, session):
         "referrals": rows,
         "features": feature_navigation(),
         "query": _carried_query(request),
-        "can_create": _may(session, "admin:referrals"),
+        "can_create": session.has_scope("admin:referrals"),
     }
     return render(request, "merchant_referrals/page.html", context)

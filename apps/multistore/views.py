@@ -3,8 +3,6 @@ the link review list, sync accuracy and lag per store. Actions call the session-
 
 from django.shortcuts import render
 
-from apps.core.models import StaffMember
-from apps.core.rbac import has_scope
 from apps.core.tenancy import merchant_scope, scopes_disabled
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
@@ -13,18 +11,11 @@ from . import selectors
 PAGE_SCOPE = "admin:points"
 
 
-def _may_view(merchant, session) -> bool:
-    if session.is_demo:
-        return True
-    staff = StaffMember.objects.filter(merchant=merchant, shopify_user_id=session.shopify_user_id).first()
-    return staff is None or has_scope(staff, PAGE_SCOPE)
-
-
 @embedded_page
 def multistore_page(request, session):
     merchant = session.merchant
     with merchant_scope(merchant):
-        if not _may_view(merchant, session):
+        if not session.has_scope(PAGE_SCOPE):
             return _denied(request, 403, session.locale)
         overview = selectors.group_overview(merchant=merchant)
     names = {}

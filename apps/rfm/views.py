@@ -5,8 +5,6 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
-from apps.core.models import StaffMember
-from apps.core.rbac import has_scope
 from apps.core.tenancy import merchant_scope
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
@@ -16,13 +14,6 @@ from .presets import INDUSTRIES, INDUSTRY_CHOICES, LEVELS, preset_thresholds
 from .thresholds import DIMENSION_LABELS, DIMENSIONS, thresholds_display, thresholds_parse
 
 SCOPE = "admin:analytics"
-
-
-def _may_view(merchant, session) -> bool:
-    if session.is_demo:
-        return True
-    staff = StaffMember.objects.filter(merchant=merchant, shopify_user_id=session.shopify_user_id).first()
-    return staff is None or has_scope(staff, SCOPE)
 
 
 def _wizard(request, merchant, active) -> dict:
@@ -87,7 +78,7 @@ def _wizard(request, merchant, active) -> dict:
 def rfm_page(request, session):
     merchant = session.merchant
     with merchant_scope(merchant):
-        if not _may_view(merchant, session):
+        if not session.has_scope(SCOPE):
             return _denied(request, 403, session.locale)
         active = selectors.rfm_benchmark_active(merchant=merchant)
         counts = selectors.segment_counts(merchant=merchant)

@@ -31,6 +31,8 @@ from shopify_app import app_home_patch_id_token
 
 from apps.core import errors
 from apps.core.locales import DEFAULT_LOCALE, django_language, is_rtl, normalize_locale
+from apps.core.models import StaffMember
+from apps.core.rbac import has_scope
 from apps.core.tenancy import merchant_scope
 from apps.notifications.selectors import notification_delivery_stats, notification_failure_list
 
@@ -64,6 +66,15 @@ class EmbeddedSession:
     shopify_user_id: str
     locale: str
     is_demo: bool
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the signed-in staff member may open a page that needs `scope`: always in demo
+        mode, and for Shopify staff LoyalNest has no role for (the shop's own admin users)."""
+        if self.is_demo:
+            return True
+        with merchant_scope(self.merchant):
+            staff = StaffMember.objects.filter(merchant=self.merchant, shopify_user_id=self.shopify_user_id).first()
+        return staff is None or has_scope(staff, scope)
 
 
 class EmbeddedAccessDenied(Exception):

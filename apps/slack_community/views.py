@@ -3,8 +3,6 @@
 from django.conf import settings
 from django.shortcuts import render
 
-from apps.core.models import StaffMember
-from apps.core.rbac import has_scope
 from apps.core.tenancy import merchant_scope
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
@@ -12,13 +10,6 @@ from . import selectors
 from .catalogue import BETA_FEATURES
 
 PAGE_SCOPE = "admin:community"
-
-
-def _may_view(merchant, session) -> bool:
-    if session.is_demo:
-        return True
-    staff = StaffMember.objects.filter(merchant=merchant, shopify_user_id=session.shopify_user_id).first()
-    return staff is None or has_scope(staff, PAGE_SCOPE)
 
 
 def _percent(rate: float) -> float:
@@ -31,7 +22,7 @@ def community_page(request, session):
     and the community's participation and beta adoption."""
     merchant = session.merchant
     with merchant_scope(merchant):
-        if not _may_view(merchant, session):
+        if not session.has_scope(PAGE_SCOPE):
             return _denied(request, 403, session.locale)
         flags = selectors.beta_features_get(merchant=merchant)
         members = selectors.slack_community_member_list(merchant=merchant)

@@ -11,8 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.core.models import Merchant, StaffMember
-from apps.core.rbac import has_scope
+from apps.core.models import Merchant
 from apps.core.tenancy import merchant_scope
 from apps.shopify.views import _base_context, _carried_query, _denied, embedded_page, feature_navigation
 
@@ -145,19 +144,12 @@ def passkit_log(request):
 # --- The merchant's page ------------------------------------------------------------------
 
 
-def _may_view(merchant, session) -> bool:
-    if session.is_demo:
-        return True
-    staff = StaffMember.objects.filter(merchant=merchant, shopify_user_id=session.shopify_user_id).first()
-    return staff is None or has_scope(staff, PAGE_SCOPE)
-
-
 @embedded_page
 def wallet_page(request, session):
     """Pass design preview (as the shopper's phone would show it) and the export success rate."""
     merchant = session.merchant
     with merchant_scope(merchant):
-        if not _may_view(merchant, session):
+        if not session.has_scope(PAGE_SCOPE):
             return _denied(request, 403, session.locale)
         colors = services.pass_colors(merchant)
         locale = session.locale if session.locale in strings.PASS_STRINGS else "en"
