@@ -13,12 +13,9 @@ badge is awarded once per customer anyway (unique achievement), so a resend answ
 achievement already held.
 """
 
-from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from apps.core.errors import NotFound, ValidationFailed
-from apps.core.models import Customer
-from apps.shopify.flow.actions import AwardPointsInput
+from apps.shopify.flow.actions import AwardPointsInput, flow_action_input
 
 from .awarding import TRIGGER_BADGE_AWARDED, TRIGGER_STREAK_REACHED
 from .services import badge_award
@@ -39,15 +36,7 @@ class AwardBadgeInput(serializers.Serializer):
 
 def flow_award_badge(*, merchant, action_run_id: str, properties: dict) -> dict:
     """Award a badge from a workflow, once per customer and badge."""
-    serializer = AwardBadgeInput(data=properties)
-    if not serializer.is_valid():
-        raise ValidationFailed(details={key: [str(m) for m in msgs] for key, msgs in serializer.errors.items()})
-    data = serializer.validated_data
-    customer = Customer.objects.filter(
-        merchant=merchant, shopify_customer_id=data["customer_id"], redacted_at__isnull=True
-    ).first()
-    if customer is None:
-        raise NotFound(_("Customer not found."))
+    data, customer = flow_action_input(merchant=merchant, serializer_class=AwardBadgeInput, properties=properties)
     achievement, created = badge_award(
         merchant=merchant,
         customer=customer,

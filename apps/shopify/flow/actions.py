@@ -66,10 +66,10 @@ class AwardPointsInput(serializers.Serializer):
         return match.group(1)
 
 
-def flow_award_points(*, merchant, action_run_id: str, properties: dict) -> dict:
-    """Credit points from a workflow; Flow's action run id is the idempotency key, so a resent
-    action credits once."""
-    serializer = AwardPointsInput(data=properties)
+def flow_action_input(*, merchant, serializer_class, properties: dict) -> tuple[dict, Customer]:
+    """Validate an action's properties (a serializer with a `customer_id` field) and find the
+    customer they name: 400 for bad input, 404 for a customer the shop does not have."""
+    serializer = serializer_class(data=properties)
     if not serializer.is_valid():
         raise ValidationFailed(details={key: [str(m) for m in msgs] for key, msgs in serializer.errors.items()})
     data = serializer.validated_data
@@ -78,6 +78,13 @@ def flow_award_points(*, merchant, action_run_id: str, properties: dict) -> dict
     ).first()
     if customer is None:
         raise NotFound(_("Customer not found."))
+    return data, customer
+
+
+def flow_award_points(*, merchant, action_run_id: str, properties: dict) -> dict:
+    """Credit points from a workflow; Flow's action run id is the idempotency key, so a resent
+    action credits once."""
+    data, customer = flow_action_input(merchant=merchant, serializer_class=AwardPointsInput, properties=properties)
     result = points_earn(
         merchant=merchant,
         customer=customer,
