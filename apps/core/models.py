@@ -159,6 +159,17 @@ class VipTier(TimestampedModel):
         return localized(self.name, "en")
 
 
+# What Shopify's customers webhooks fill in and customers/redact blanks.
+CUSTOMER_CONTACT_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "email_marketing_consent",
+    "sms_marketing_consent",
+)
+
+
 class Customer(TimestampedModel):
     """A shopper of one merchant (table `users` in the specification)."""
 

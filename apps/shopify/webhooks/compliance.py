@@ -34,7 +34,7 @@ from django.utils import timezone
 from apps.backups.erasures import erasure_logged
 from apps.core.audit import audit_record
 from apps.core.crypto import decrypt, encrypt
-from apps.core.models import AuditLog, Customer, Merchant, ReferralLink
+from apps.core.models import CUSTOMER_CONTACT_FIELDS, AuditLog, Customer, Merchant, ReferralLink
 from apps.core.redis import get_redis
 from apps.core.streams import stream_delete
 
@@ -237,19 +237,7 @@ def customer_redact(*, merchant, payload: dict) -> Customer | None:
     customer.shopify_customer_id = f"redacted-{customer.pk}"
     customer.shared_customer_id = None
     customer.redacted_at = timezone.now()
-    customer.save(
-        update_fields=[
-            "email",
-            "first_name",
-            "last_name",
-            "phone",
-            "email_marketing_consent",
-            "sms_marketing_consent",
-            "shopify_customer_id",
-            "shared_customer_id",
-            "redacted_at",
-        ]
-    )
+    customer.save(update_fields=[*CUSTOMER_CONTACT_FIELDS, "shopify_customer_id", "shared_customer_id", "redacted_at"])
     _erase_customer_redis(merchant=merchant, customer=customer)
     # Ids only, re-applied after any restore of an older backup (RELIABILITY F1).
     erasure_logged(

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from apps.core.locales import normalize_locale
-from apps.core.models import Customer, Order, PointsTransaction, TransactionKind
+from apps.core.models import CUSTOMER_CONTACT_FIELDS, Customer, Order, PointsTransaction, TransactionKind
 from apps.core.services import Earn, earning_rate, points_earn_many, points_for_amount, points_reverse
 from apps.core.signals import orders_synced
 
@@ -401,18 +401,7 @@ def customer_sync(*, merchant, payload: dict, delivery: WebhookDelivery | None =
     locale = normalize_locale(payload.get("locale"))
     if locale:
         customer.locale = locale
-    customer.save(
-        update_fields=[
-            "email",
-            "first_name",
-            "last_name",
-            "phone",
-            "email_marketing_consent",
-            "sms_marketing_consent",
-            "locale",
-            "updated_at",
-        ]
-    )
+    customer.save(update_fields=[*CUSTOMER_CONTACT_FIELDS, "locale", "updated_at"])
     return True
 
 
