@@ -118,6 +118,8 @@ class Worker:
 
 
 def _waiting_on_a_lock(conn) -> int:
+    # Inside a transaction PostgreSQL answers pg_stat_activity from the snapshot it took first.
+    conn.execute("SELECT pg_stat_clear_snapshot()")
     return conn.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     ).fetchone()[0]
