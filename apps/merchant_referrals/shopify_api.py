@@ -1,5 +1,5 @@
 """What the referral program asks of Shopify: who owns a shop, the shop metafield
-`loyalnest.merchant_referral`, and app credits (rewards).
+`$app:loyalnest.merchant_referral`, and app credits (rewards).
 
 App credits: Shopify deprecated creating them through the Admin API in 2023-07; they are created
 with `appCreditCreate(appId, shopId, amount, description, test)` of the Partner API, with the

@@ -1,4 +1,4 @@
-"""The shop metafield `loyalnest.rfm_benchmarks` (json): the merchant's active thresholds in
+"""The shop metafield `$app:loyalnest.rfm_benchmarks` (json): the merchant's active thresholds in
 the seeds' shape, written with Shopify's `metafieldsSet` (the whole value each time, so the
 latest version always lands last)."""
 

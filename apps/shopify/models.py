@@ -108,7 +108,7 @@ class SyncWatermark(models.Model):
 
 
 class MetafieldCopy(models.Model):
-    """The last value LoyalNest wrote to a customer's `loyalnest` metafield, with Shopify's
+    """The last value LoyalNest wrote to a customer's `$app:loyalnest` metafield, with Shopify's
     compareDigest, so a stale write is refused and a sweep can find copies that drifted (C6)."""
 
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")

@@ -297,7 +297,7 @@ def beta_feature_set(*, merchant, actor, feature: str, enabled: bool = True, loc
 
     Switching on announces it on the merchant's Slack (outbox, in `locale`), audits
     `beta_feature_enabled`, appends to `beta:{merchant_id}`, tracks, and queues the shop
-    metafield `loyalnest.slack_beta_features`."""
+    metafield `$app:loyalnest.slack_beta_features`."""
     if feature not in BETA_FEATURES:
         raise UnknownBetaFeature()
     with transaction.atomic():

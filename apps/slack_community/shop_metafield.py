@@ -1,8 +1,8 @@
 """The shop metafields of the seeds' examples, written with `metafieldsSet`:
 
-- `loyalnest.slack_community` (json): `{"slack_user_id": "U123", "status": "invited"}` — the
+- `$app:loyalnest.slack_community` (json): `{"slack_user_id": "U123", "status": "invited"}` — the
   merchant's first community member;
-- `loyalnest.slack_beta_features` (json): `{"rfm_advanced": true, "streaks": true}`.
+- `$app:loyalnest.slack_beta_features` (json): `{"rfm_advanced": true, "streaks": true}`.
 
 The whole value is rewritten from PostgreSQL each time, so the latest state always lands last.
 """

@@ -9,7 +9,12 @@ Behaviour follows the Admin API reference:
 - values are checked against their type (`number_integer`, `number_decimal`, `json`,
   `single_line_text_field`); a blank value is `BLANK`.
 
-State lives in `shop.data["metafields"]` keyed by (owner gid, namespace, key) and
+- app-owned namespaces: `$app` and `$app:{name}` (and an omitted namespace) resolve to
+  `app--{app id}` / `app--{app id}--{name}` — stored, echoed in answers and read back in that
+  form, as Shopify does (https://shopify.dev/docs/apps/build/custom-data/ownership);
+- `metafieldsDelete` answers `null` for an identifier that does not exist.
+
+State lives in `shop.data["metafields"]` keyed by (owner gid, resolved namespace, key) and
 `shop.data["flow_triggers"]` (a list of (handle, payload)). `metafield_tamper` changes a value
 behind the app's back, the way a merchant or another app would.
 """
@@ -21,9 +26,23 @@ from decimal import Decimal, InvalidOperation
 
 MAX_METAFIELDS_PER_SET = 25
 MAX_FLOW_PAYLOAD_BYTES = 50_000
-METAFIELD_ALIAS = re.compile(r'(\w+)\s*:\s*metafield\(\s*namespace:\s*"([\w-]+)"\s*,\s*key:\s*"([\w-]+)"\s*\)')
+METAFIELD_ALIAS = re.compile(r'(\w+)\s*:\s*metafield\(\s*namespace:\s*"([\w$:-]+)"\s*,\s*key:\s*"([\w-]+)"\s*\)')
 CUSTOMER_GID = re.compile(r"^gid://shopify/Customer/\d+$")
 FLOW_HANDLE = re.compile(r"^[a-z0-9-]{1,30}$")
+
+
+APP_ID = 7_265_301  # the fake app's id in its resolved namespaces: app--7265301--loyalnest
+APP_NAMESPACE = "$app:loyalnest"  # what LoyalNest sends (apps.shopify.metafields.NAMESPACE)
+
+
+def resolve_namespace(fake, namespace: str | None) -> str:
+    """`$app` → `app--{id}`, `$app:x` → `app--{id}--x`, omitted → `app--{id}`; others unchanged."""
+    app = f"app--{getattr(fake, 'app_id', APP_ID)}"
+    if namespace is None or namespace == "$app":
+        return app
+    if namespace.startswith("$app:"):
+        return f"{app}--{namespace[len('$app:') :]}"
+    return namespace
 
 
 def _store(shop) -> dict:
@@ -47,16 +66,25 @@ def _write(shop, owner: str, namespace: str, key: str, value: str, type_: str) -
     return store[(owner, namespace, key)]
 
 
-def metafield_get(fake, domain: str, owner: str, key: str, namespace: str = "loyalnest") -> dict | None:
-    """The stored metafield (value, type, digest) of an owner, or None."""
-    return _store(fake.shop(domain)).get((owner, namespace, key))
+def metafield_get(fake, domain: str, owner: str, key: str, namespace: str = APP_NAMESPACE) -> dict | None:
+    """The stored metafield (value, type, digest) of an owner, or None (namespace: LoyalNest's by default)."""
+    return _store(fake.shop(domain)).get((owner, resolve_namespace(fake, namespace), key))
 
 
-def metafield_tamper(fake, domain: str, owner: str, key: str, value: str, namespace: str = "loyalnest"):
-    """Change a metafield behind the app's back (a merchant edit, another app): new value, new digest."""
+def metafield_tamper(fake, domain: str, owner: str, key: str, value: str, namespace: str = APP_NAMESPACE, type_=None):
+    """Change a metafield behind the app's back: new value, new digest. In LoyalNest's app-owned
+    namespace only Shopify itself could (a test of drift); in a public namespace (the legacy
+    `loyalnest`) any app, staff member or translation can."""
     with fake.lock:
         current = metafield_get(fake, domain, owner, key, namespace)
-        return _write(fake.shop(domain), owner, namespace, key, value, current["type"] if current else "json")
+        type_ = type_ or (current["type"] if current else "json")
+        return _write(fake.shop(domain), owner, resolve_namespace(fake, namespace), key, value, type_)
+
+
+def metafields_of(fake, domain: str, namespace: str) -> dict:
+    """{(owner, key): stored} of one namespace of a shop (e.g. what is left in the legacy one)."""
+    resolved = resolve_namespace(fake, namespace)
+    return {(o, k): v for (o, ns, k), v in _store(fake.shop(domain)).items() if ns == resolved}
 
 
 def _type_error(type_: str, value) -> tuple[str, str] | None:
@@ -100,7 +128,7 @@ def metafields_set(fake, shop, variables):
     store = _store(shop)
     errors = []
     for index, item in enumerate(inputs):
-        owner, namespace, key = item.get("ownerId"), item.get("namespace"), item.get("key")
+        owner, namespace, key = item.get("ownerId"), resolve_namespace(fake, item.get("namespace")), item.get("key")
         if _owner_error(shop, owner):
             errors.append(
                 {"field": ["metafields", str(index), "ownerId"], "message": "Owner does not exist.", "code": "INVALID"}
@@ -129,7 +157,7 @@ def metafields_set(fake, shop, variables):
         return {"metafieldsSet": {"metafields": [], "userErrors": errors}}
     written = []
     for item in inputs:
-        owner, namespace, key = item["ownerId"], item["namespace"], item["key"]
+        owner, namespace, key = item["ownerId"], resolve_namespace(fake, item.get("namespace")), item["key"]
         stored = _write(shop, owner, namespace, key, item["value"], item["type"])
         written.append(
             {
@@ -147,7 +175,7 @@ def metafields_delete(fake, shop, variables):
     store = _store(shop)
     deleted = []
     for item in variables.get("metafields") or []:
-        identifier = (item.get("ownerId"), item.get("namespace"), item.get("key"))
+        identifier = (item.get("ownerId"), resolve_namespace(fake, item.get("namespace")), item.get("key"))
         if store.pop(identifier, None) is not None:
             deleted.append({"ownerId": identifier[0], "namespace": identifier[1], "key": identifier[2]})
         else:
@@ -165,10 +193,17 @@ def customer_metafields_read(fake, shop, variables, query: str):
             continue
         node = {"id": gid}
         for alias, namespace, key in aliases:
-            stored = store.get((gid, namespace, key))
+            stored = store.get((gid, resolve_namespace(fake, namespace), key))
             node[alias] = {"value": stored["value"], "compareDigest": stored["digest"]} if stored else None
         nodes.append(node)
     return {"nodes": nodes}
+
+
+def shop_metafields_read(fake, shop, variables):
+    """`shop { metafields(namespace:, first: 250) { nodes { key } } }`."""
+    namespace = resolve_namespace(fake, variables.get("namespace"))
+    keys = sorted(k for (owner, ns, k) in _store(shop) if owner == shop.gid and ns == namespace)
+    return {"shop": {"metafields": {"nodes": [{"key": key} for key in keys[:250]]}}}
 
 
 def flow_trigger_receive(fake, shop, variables):
@@ -193,6 +228,8 @@ def register(fake):
     fake.operation("CustomerMetafieldsSet", cost=10)(metafields_set)
     fake.operation("ShopMetafieldsSet", cost=10)(metafields_set)
     fake.operation("CustomerMetafieldsDelete", cost=10)(metafields_delete)
+    fake.operation("LegacyMetafieldsDelete", cost=10)(metafields_delete)
+    fake.operation("LegacyShopMetafields", cost=3)(shop_metafields_read)
     fake.operation("FlowTriggerReceive", cost=10)(flow_trigger_receive)
 
     # The handler signature carries no query text; the aliases of the read are fixed per app build,

@@ -1,4 +1,5 @@
-"""The shop metafield `loyalnest.merchant_referral` (the seeds' example) written after a link is made."""
+"""The shop metafield `merchant_referral` (the seeds' example, in LoyalNest's app-owned namespace
+`$app:loyalnest`) written after a link is made."""
 
 import json
 
@@ -15,7 +16,11 @@ def test_the_link_is_written_to_the_advocates_shop(link, advocate, other_merchan
     [(shop, variables)] = fake_shopify.calls_of("ShopMetafieldsSet")
     assert shop == advocate.shop_domain and digest
     [metafield] = variables["metafields"]
-    assert (metafield["namespace"], metafield["key"], metafield["type"]) == ("loyalnest", "merchant_referral", "json")
+    assert (metafield["namespace"], metafield["key"], metafield["type"]) == (
+        "$app:loyalnest",
+        "merchant_referral",
+        "json",
+    )
     assert metafield["ownerId"] == fake_shopify.shop(advocate.shop_domain).gid
     assert json.loads(metafield["value"]) == {
         "referral_code": link.code,

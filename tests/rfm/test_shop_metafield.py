@@ -1,4 +1,4 @@
-"""The shop metafield `loyalnest.rfm_benchmarks`: the active thresholds, written to (fake) Shopify."""
+"""The shop metafield `$app:loyalnest.rfm_benchmarks`: the active thresholds, written to (fake) Shopify."""
 
 import json
 

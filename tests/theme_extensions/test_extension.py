@@ -66,6 +66,35 @@ def test_blocks_carry_the_seeds_aria_label_and_load_the_assets():
     assert "'loyalnest.view_points_balance' | t" in (EXTENSION / "snippets" / "loyalnest-balance.liquid").read_text()
 
 
+def test_liquid_renders_only_app_owned_metafields_with_storefront_access():
+    """Issue 9: what the blocks render comes from `$app:loyalnest`, which only LoyalNest can write
+    (https://shopify.dev/docs/apps/build/security/storefront/store-settings-in-app-owned-metafields),
+    each key with a definition in shopify.app.toml that lets Liquid read it, of the type we write."""
+    import tomllib
+
+    from apps.shopify.metafields import NAMESPACE, SHOP_CONFIG_KEYS
+    from apps.shopify.metafields.spec import TYPES
+
+    sources = [p.read_text() for folder in ("blocks", "snippets") for p in (EXTENSION / folder).glob("*.liquid")]
+    reads = {
+        (owner, namespace, key)
+        for source in sources
+        for owner, namespace, key in re.findall(r"\b(\w+)\.metafields(\[[^\]]+\]|\.\w+)\.(\w+)", source)
+    }
+    assert {(owner, key) for owner, _ns, key in reads} == {
+        ("shop", "theme_extension_config"),
+        ("customer", "points_balance"),
+        ("customer", "vip_tier"),
+    }
+    assert {namespace for _owner, namespace, _key in reads} == {f"['{NAMESPACE}']"}
+    definitions = tomllib.loads((ROOT / "shopify.app.toml").read_text())
+    for owner, _namespace, key in reads:
+        # In shopify.app.toml, `<owner>.metafields.loyalnest.<key>` is `$app:loyalnest`.
+        definition = definitions[owner]["metafields"][NAMESPACE.removeprefix("$app:")][key]
+        assert definition["access"] == {"admin": "merchant_read", "storefront": "public_read"}, key
+        assert definition["type"] == ("json" if key in SHOP_CONFIG_KEYS else TYPES[key]), key
+
+
 @needs_node
 def test_the_script_assigns_variants_exactly_as_the_server():
     variants = [

@@ -1,7 +1,9 @@
 """Shopify metafield copies of the loyalty ledger (RELIABILITY C6).
 
-PostgreSQL is the truth; each customer's `loyalnest` metafields in Shopify are copies that
-converge to it:
+PostgreSQL is the truth; each customer's LoyalNest metafields in Shopify are copies that
+converge to it. They live in the app-owned namespace `$app:loyalnest` (spec.NAMESPACE; Shopify
+answers with its resolved form `app--{app id}--loyalnest`), which only LoyalNest can write, so
+the theme app extension may render them (the public `loyalnest` namespace is no longer written):
 
 | key                  | type                    | value                                               |
 |----------------------|-------------------------|-----------------------------------------------------|
@@ -37,10 +39,12 @@ from .spec import (
     CUSTOMER_KEYS,
     CUSTOMER_METAFIELDS,
     CUSTOMER_METAFIELDS_READ,
+    LEGACY_NAMESPACE,
     MAX_METAFIELDS_PER_CALL,
     NAMESPACE,
     SHOP_CONFIG_KEYS,
     customer_gid,
+    namespace_is_ours,
 )
 from .sync import customer_metafields_sweep, customer_metafields_sync, shop_config_sync
 from .tasks import (
@@ -54,6 +58,7 @@ __all__ = [
     "CUSTOMER_KEYS",
     "CUSTOMER_METAFIELDS",
     "CUSTOMER_METAFIELDS_READ",
+    "LEGACY_NAMESPACE",
     "MAX_METAFIELDS_PER_CALL",
     "NAMESPACE",
     "SHOP_CONFIG_KEYS",
@@ -68,6 +73,7 @@ __all__ = [
     "customer_metafields_sweep_task",
     "customer_metafields_sync",
     "customer_metafields_sync_task",
+    "namespace_is_ours",
     "shop_config_sync",
     "shop_config_sync_task",
 ]

@@ -1,12 +1,22 @@
-"""The `loyalnest` customer metafields: keys, types, GraphQL documents and their costs."""
+"""The LoyalNest metafields: namespace, keys, types, GraphQL documents and their costs."""
 
 import logging
+import re
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
 
-NAMESPACE = "loyalnest"
+# The app-owned (reserved) namespace: only LoyalNest can write it; merchants can read it, other
+# apps, staff and translations cannot change it, so the theme app extension may render it
+# (https://shopify.dev/docs/apps/build/security/storefront/store-settings-in-app-owned-metafields).
+# Every writer (customer copies, shop config, multi-store, RFM, referrals, Slack) uses it. Shopify
+# resolves `$app:loyalnest` to `app--{app id}--loyalnest` and answers with that form; Liquid reads
+# `customer.metafields['$app:loyalnest'].points_balance`.
+NAMESPACE = "$app:loyalnest"
+# The public namespace used before: copies left there are deleted by `metafields_namespace_migrate`.
+LEGACY_NAMESPACE = "loyalnest"
+_RESOLVED = re.compile(r"app--\d+--loyalnest")
 MAX_METAFIELDS_PER_CALL = 25  # Shopify's limit for metafieldsSet
 READ_BATCH = 25  # customers per read of current values
 SWEEP_PAGE = 250  # customers per sweep page (10 metafieldsSet calls at most)
@@ -79,6 +89,12 @@ DELETE_COST = 10
 
 def _read_cost(customers: int) -> int:
     return 1 + customers * (1 + len(CUSTOMER_KEYS))
+
+
+def namespace_is_ours(namespace: str | None) -> bool:
+    """True for LoyalNest's app-owned namespace as sent (`$app:loyalnest`) or as Shopify answers
+    it (`app--{app id}--loyalnest`); False for the legacy public `loyalnest` and anything else."""
+    return namespace == NAMESPACE or bool(_RESOLVED.fullmatch(namespace or ""))
 
 
 def customer_gid(shopify_customer_id: str) -> str:

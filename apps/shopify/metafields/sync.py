@@ -43,6 +43,7 @@ from .spec import (
     SWEEP_PAGE,
     TYPES,
     customer_gid,
+    namespace_is_ours,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 
 def customer_metafields_sync(*, merchant, customers: Iterable) -> SyncReport:
-    """Make these customers' `loyalnest` metafields in Shopify equal the ledger.
+    """Make these customers' LoyalNest metafields (app-owned `$app:loyalnest`) in Shopify equal the ledger.
 
     `customers` are Customer rows or ids; customers of another merchant are ignored. Raises
     ShopifyAuthError when the shop must re-authorise and a retryable ShopifyError when Shopify
@@ -174,10 +175,11 @@ def _write_batch(merchant, shop, ledger, copies, current, batch, report) -> set[
                     report.failed.append((cid, key, code))
             batch = [entry for index, entry in enumerate(batch) if index not in rejected]
             continue
+        # Shopify answers with the resolved namespace (`app--{app id}--loyalnest`), not `$app:…`.
         written = {
             (metafield["owner"]["id"], metafield["key"]): metafield
             for metafield in data["metafieldsSet"]["metafields"]
-            if metafield.get("owner")
+            if metafield.get("owner") and namespace_is_ours(metafield.get("namespace"))
         }
         stored = []
         for cid, key, value, _digest in batch:
@@ -343,7 +345,11 @@ def shop_config_sync(*, merchant) -> dict:
         data = shop.call(
             SHOP_METAFIELDS_SET, {"metafields": inputs}, user_errors_at="metafieldsSet.userErrors", cost=SET_COST
         )
-    digests = {m["key"]: m["compareDigest"] for m in data["metafieldsSet"]["metafields"]}
+    digests = {
+        m["key"]: m["compareDigest"]
+        for m in data["metafieldsSet"]["metafields"]
+        if namespace_is_ours(m.get("namespace"))
+    }
     with transaction.atomic(), merchant_scope(merchant):
         audit_record(merchant=merchant, action="shop_config_synced", metadata={"keys": sorted(digests)})
     return digests
