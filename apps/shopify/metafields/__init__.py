@@ -3,7 +3,8 @@
 PostgreSQL is the truth; each customer's LoyalNest metafields in Shopify are copies that
 converge to it. They live in the app-owned namespace `$app:loyalnest` (spec.NAMESPACE; Shopify
 answers with its resolved form `app--{app id}--loyalnest`), which only LoyalNest can write, so
-the theme app extension may render them (the public `loyalnest` namespace is no longer written):
+the theme app extension may render them; the public `loyalnest` namespace used before issue 9
+is emptied by `legacy_namespace_retire` (legacy.py):
 
 | key                  | type                    | value                                               |
 |----------------------|-------------------------|-----------------------------------------------------|
@@ -33,6 +34,7 @@ transaction is ever open across a Shopify call), so two workers never race to wr
 values; Shopify's cost bucket is per shop anyway.
 """
 
+from .legacy import legacy_namespace_retire, register_shop_metafield_writer
 from .plumbing import SweepReport, SyncBusy, SyncReport
 from .selectors import _ledger_values, customer_metafields_drifted_page
 from .spec import (
@@ -51,6 +53,7 @@ from .tasks import (
     customer_metafields_sweep_all_task,
     customer_metafields_sweep_task,
     customer_metafields_sync_task,
+    legacy_namespace_retire_task,
     shop_config_sync_task,
 )
 
@@ -73,7 +76,10 @@ __all__ = [
     "customer_metafields_sweep_task",
     "customer_metafields_sync",
     "customer_metafields_sync_task",
+    "legacy_namespace_retire",
+    "legacy_namespace_retire_task",
     "namespace_is_ours",
+    "register_shop_metafield_writer",
     "shop_config_sync",
     "shop_config_sync_task",
 ]
