@@ -15,20 +15,30 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.audit import audit_entry, audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from apps.core.models import AuditLog, Customer, Merchant, PointsTransaction, ProgramSettings, ReferralLink, StaffRole
+from apps.core.models import (
+    AuditLog,
+    Customer,
+    Merchant,
+    PointsTransaction,
+    ProgramSettings,
+    ReferralLink,
+    StaffRole,
+    VipTier,
+)
 from apps.core.services import SelfReferralRefused
 from apps.core.streams import stream_append_many_on_commit, stream_append_on_commit
 from apps.core.tenancy import merchant_scope, scopes_disabled
 from apps.core.tracking import track_on_commit
 from apps.notifications.services import notify
 
+from .bulk import rows_update
 from .ledger import LINK_KEY, MIRROR_KEY, apply_to_customer, lock_accounts, mirror_entry
 from .models import (
     LinkReview,
@@ -92,12 +102,14 @@ def email_digest(email: str) -> str:
 
 def is_verified_email(customer: Customer) -> bool:
     """An address we may match on: present, well-formed, not redacted, not flagged invalid by Shopify."""
-    if not customer.email or customer.redacted_at is not None:
-        return False
-    if customer.email_marketing_consent in UNVERIFIED_CONSENT:
+    return customer.redacted_at is None and _is_verified(customer.email, customer.email_marketing_consent)
+
+
+def _is_verified(email: str, marketing_consent: str) -> bool:
+    if not email or marketing_consent in UNVERIFIED_CONSENT:
         return False
     try:
-        validate_email(normalize_email(customer.email))
+        validate_email(normalize_email(email))
     except DjangoValidationError:
         return False
     return True
@@ -297,25 +309,60 @@ class LinkReport:
     linked: int = 0
     accounts_created: int = 0
     reviews: int = 0
+    failed: int = 0  # emails an error kept from linking (logged); the next run tries them again
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """What matching needs of one store customer (a group can hold 300,000: no model rows)."""
+
+    pk: str
+    merchant_id: str
+    shared_customer_id: str | None
+    # hash((first, last)) trimmed and lower-case, when both are given: names are only compared
+    # within one email's candidates, and an int is a third of the memory of the two strings.
+    name: int | None
 
 
 def _member_ids(group) -> list[str]:
     return list(StoreGroupMember.across_stores.filter(group=group).values_list("merchant_id", flat=True))
 
 
+def _candidates(members: list[str]) -> dict[str, list[_Candidate]]:
+    """The member stores' customers with a verified email, by email digest (read in chunks)."""
+    stores = {merchant_id: merchant_id for merchant_id in members}  # one string per store, shared
+    candidates = defaultdict(list)
+    rows = (
+        Customer.objects.filter(merchant_id__in=members, redacted_at__isnull=True)
+        .exclude(email="")
+        .values_list(
+            "pk", "merchant_id", "email", "email_marketing_consent", "shared_customer_id", "first_name", "last_name"
+        )
+        .iterator(chunk_size=5000)
+    )
+    for pk, merchant_id, email, consent, shared_id, first_name, last_name in rows:
+        if not _is_verified(email, consent):
+            continue
+        first_name, last_name = first_name.strip().lower(), last_name.strip().lower()
+        name = hash((first_name, last_name)) if first_name and last_name else None
+        candidates[email_digest(email)].append(_Candidate(pk, stores[merchant_id], shared_id or None, name))
+    return candidates
+
+
 def shared_customers_link(*, group, batch: int = 500) -> LinkReport:
     """Link member stores' customers with the same verified email to one shared customer.
 
     Unambiguous matches (at most one candidate per store, names not contradicting) are linked;
-    others wait in the review list. Each email is linked in its own short transaction.
+    others wait in the review list. Emails whose customers are all unlinked are linked `batch`
+    to a transaction with set-based writes, the others email by email. A transaction that fails
+    is retried in halves down to single emails: one bad email never holds back the others (it
+    is logged and counted in `failed`, and the next run tries it again).
     """
     report = LinkReport()
     members = _member_ids(group)
     with scopes_disabled():
-        candidates = defaultdict(list)
-        for customer in Customer.objects.filter(merchant_id__in=members, redacted_at__isnull=True).exclude(email=""):
-            if is_verified_email(customer):
-                candidates[email_digest(customer.email)].append(customer)
+        merchants = Merchant.objects.in_bulk(members)
+        candidates = _candidates(members)
         kept_apart = set(
             LinkReview.objects.filter(group=group, status=ReviewStatus.KEPT_APART).values_list(
                 "email_digest", flat=True
@@ -338,33 +385,71 @@ def shared_customers_link(*, group, batch: int = 500) -> LinkReport:
             continue
         if len(unlinked) == len(customers) and digest not in pending:
             fresh[digest] = [c.pk for c in customers]
+            if len(fresh) == batch:
+                _link_fresh(group, merchants, fresh, report)
+                fresh = {}
             continue
-        created = _link(group=group, digest=digest, customer_ids=[c.pk for c in customers])
-        report.linked += len(unlinked)
-        report.accounts_created += int(created)
-    digests = list(fresh)
-    for start in range(0, len(digests), batch):
-        chunk = {digest: fresh[digest] for digest in digests[start : start + batch]}
-        with scopes_disabled():
-            existing = set(
-                SharedAccount.objects.filter(group=group, email_digest__in=list(chunk)).values_list(
-                    "email_digest", flat=True
-                )
-            )
-        deferred = {digest: ids for digest, ids in chunk.items() if digest in existing}
-        batched = {digest: ids for digest, ids in chunk.items() if digest not in existing}
-        for digest in _link_many(group=group, items=batched):
-            deferred[digest] = batched[digest]
-        for digest, customer_ids in chunk.items():
-            if digest not in deferred:
-                report.linked += len(customer_ids)
-                report.accounts_created += 1
-        for digest, customer_ids in deferred.items():
-            # An account exists already, or a customer was linked meanwhile: the per-email path.
-            created = _link(group=group, digest=digest, customer_ids=customer_ids)
-            report.linked += len(customer_ids)
-            report.accounts_created += int(created)
+        _link_one(group, digest, [c.pk for c in customers], len(unlinked), report)
+    _link_fresh(group, merchants, fresh, report)
     return report
+
+
+def _link_fresh(group, merchants, items: dict[str, list[str]], report: LinkReport) -> None:
+    """Link one batch of emails read as all unlinked: set-based where nothing changed meanwhile."""
+    if not items:
+        return
+    with scopes_disabled():
+        existing = set(
+            SharedAccount.objects.filter(group=group, email_digest__in=list(items)).values_list(
+                "email_digest", flat=True
+            )
+        )
+    batched = {digest: ids for digest, ids in items.items() if digest not in existing}
+    # An account exists already, or a customer was linked meanwhile: the per-email path.
+    later = [digest for digest in items if digest in existing] + _link_many_or_split(group, merchants, batched, report)
+    for digest in later:
+        _link_one(group, digest, items[digest], len(items[digest]), report)
+
+
+def _link_many_or_split(group, merchants, items: dict[str, list[str]], report: LinkReport) -> list[str]:
+    """`_link_many`, and when its transaction fails, the same in halves down to single emails.
+
+    Returns the emails left for the per-email path (their customers changed since they were read).
+    """
+    if not items:
+        return []
+    try:
+        deferred = _link_many(group=group, items=items, merchants=merchants)
+    except (DatabaseError, ApplicationError) as exc:
+        if len(items) == 1:
+            logger.warning("multi-store link of one email in group %s failed: %r", group.pk, exc)
+            report.failed += 1
+            return []
+        logger.info("multi-store link of %s emails failed (%s); retrying in halves", len(items), type(exc).__name__)
+        digests = list(items)
+        half = len(digests) // 2
+        return [
+            digest
+            for part in (digests[:half], digests[half:])
+            for digest in _link_many_or_split(group, merchants, {d: items[d] for d in part}, report)
+        ]
+    for digest, customer_ids in items.items():
+        if digest not in deferred:
+            report.linked += len(customer_ids)
+            report.accounts_created += 1
+    return deferred
+
+
+def _link_one(group, digest: str, customer_ids: list[str], joining: int, report: LinkReport) -> None:
+    """`_link` for one email; an error is logged and counted, the other emails go on."""
+    try:
+        created = _link(group=group, digest=digest, customer_ids=customer_ids)
+    except (DatabaseError, ApplicationError) as exc:
+        logger.warning("multi-store link of one email in group %s failed: %r", group.pk, exc)
+        report.failed += 1
+        return
+    report.linked += joining
+    report.accounts_created += int(created)
 
 
 def _ambiguity(customers) -> str:
@@ -373,11 +458,7 @@ def _ambiguity(customers) -> str:
         per_store[customer.merchant_id] += 1
     if any(count > 1 for count in per_store.values()):
         return "duplicate_in_store"
-    names = {
-        (c.first_name.strip().lower(), c.last_name.strip().lower())
-        for c in customers
-        if c.first_name.strip() and c.last_name.strip()
-    }
+    names = {c.name for c in customers if c.name}
     if len(names) > 1:
         return "name_mismatch"
     accounts = {c.shared_customer_id for c in customers if c.shared_customer_id}
@@ -391,7 +472,7 @@ def _review_open(group, digest, customers, reason) -> int:
     review, created = LinkReview.objects.get_or_create(
         group=group, email_digest=digest, status=ReviewStatus.PENDING, defaults={"reason": reason}
     )
-    review.customers.add(*customers)
+    review.customers.add(*[c.pk for c in customers])
     return int(created)
 
 
@@ -513,13 +594,36 @@ def _link(*, group, digest: str, customer_ids: list[str]) -> bool:
     return created
 
 
+# The fields of a store customer that linking reads and writes (the rest is never loaded).
+_LINK_FIELDS = (
+    "id",
+    "merchant",
+    "points_balance",
+    "lifetime_points",
+    "vip_tier",
+    "lifecycle_stage",
+    "shared_customer_id",
+)
+_LINKED_FIELDS = [
+    "points_balance",
+    "lifetime_points",
+    "vip_tier",
+    "lifecycle_stage",
+    "shared_customer_id",
+    "updated_at",
+]
+
+
 @transaction.atomic
-def _link_many(*, group, items: dict[str, list[str]]) -> list[str]:
+def _link_many(*, group, items: dict[str, list[str]], merchants: dict | None = None) -> list[str]:
     """`_link` for many emails whose customers are all unlinked, in one transaction with
     set-based writes: the same accounts, entries, balances, tiers, audit rows and streams.
 
+    A fixed number of statements whatever the batch size: insert the accounts, lock the
+    customers, read the tiers, insert the `adjust` entries, update the customers (one UPDATE …
+    FROM VALUES), insert the `link` entries, update the accounts, insert the audit rows.
     Lock order as everywhere: the new accounts are created first (a concurrent link of the
-    same email waits on the unique email index, or fails it and the task retries), then the
+    same email waits on the unique email index, or fails it and the batch is split), then the
     store customers are locked in id order. An email whose customers changed since they were
     read (one linked meanwhile, or gone) is left out and returned for the per-email `_link`.
     Mirrors are written directly, without `ledger_entries_written`, as `_link` does.
@@ -533,7 +637,7 @@ def _link_many(*, group, items: dict[str, list[str]]) -> list[str]:
             c.pk: c
             for c in Customer.objects.select_for_update()
             .filter(pk__in={pk for ids in items.values() for pk in ids})
-            .select_related("merchant")
+            .only(*_LINK_FIELDS)
             .order_by("pk")
         }
         deferred, linking = [], []
@@ -549,9 +653,16 @@ def _link_many(*, group, items: dict[str, list[str]]) -> list[str]:
                 linking.append((accounts[digest], customers))
         if deferred:
             SharedAccount.objects.filter(pk__in=[accounts[digest].pk for digest in deferred]).delete()
+        store_ids = {c.merchant_id for _account, customers in linking for c in customers}
+        if merchants is None or not store_ids <= merchants.keys():
+            merchants = Merchant.objects.in_bulk(store_ids)
         now = timezone.now()
         shared_tiers = group.sharing.get("tiers", True)
-        entries, shared_entries, audits, tiers = [], [], [], {}
+        tiers = {store_id: [] for store_id in store_ids}  # what apply_to_customer would read per store
+        if shared_tiers and store_ids:
+            for tier in VipTier.objects.filter(merchant_id__in=store_ids).order_by("-min_lifetime_points"):
+                tiers[tier.merchant_id].append(tier)
+        entries, shared_entries, audits = [], [], []
         streams: dict[str, list] = defaultdict(list)
         touched = []
         for account, customers in linking:
@@ -570,7 +681,7 @@ def _link_many(*, group, items: dict[str, list[str]]) -> list[str]:
                 )
                 audits.append(
                     audit_entry(
-                        merchant=customer.merchant,
+                        merchant=merchants[customer.merchant_id],
                         action="multi_store_sync",
                         target=customer,
                         metadata={
@@ -588,14 +699,10 @@ def _link_many(*, group, items: dict[str, list[str]]) -> list[str]:
                 now,
             )
         PointsTransaction.objects.bulk_create(entries)
-        Customer.objects.bulk_update(
-            touched,
-            ["points_balance", "lifetime_points", "vip_tier", "lifecycle_stage", "shared_customer_id", "updated_at"],
-        )
+        rows_update(touched, _LINKED_FIELDS)
         SharedLedgerEntry.objects.bulk_create(shared_entries)
-        SharedAccount.objects.bulk_update(
-            [account for account, _customers in linking],
-            ["points_balance", "lifetime_points", "version", "changed_at"],
+        rows_update(
+            [account for account, _customers in linking], ["points_balance", "lifetime_points", "version", "changed_at"]
         )
         AuditLog.objects.bulk_create(audits)
     for merchant_id, appends in streams.items():

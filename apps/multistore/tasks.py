@@ -10,11 +10,18 @@ from .models import StoreGroup, StoreGroupMember
 PAGE = 500
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
-def shared_customers_link_task(*, group_id: str, **kwargs):
+class LinkIncomplete(Exception):
+    """Some emails failed to link (each logged); the retry links only what is still unlinked."""
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def shared_customers_link_task(self, *, group_id: str, **kwargs):
     group = StoreGroup.objects.get(pk=group_id)
     report = services.shared_customers_link(group=group)
-    group_sync_task.delay(group_id=group_id)
+    if report.linked or not self.request.retries:
+        group_sync_task.delay(group_id=group_id)
+    if report.failed:
+        raise LinkIncomplete(f"{report.failed} emails of group {group_id} not linked")
     return report.__dict__
 
 

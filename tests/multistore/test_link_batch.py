@@ -118,15 +118,16 @@ def _sync_copies(stores, made):
         services._copy_sync(store, [pk for (_n, i), pk in made.items() if i == index])
 
 
+@pytest.mark.parametrize("batch", [1, 2, 500])  # five transactions, three, one
 def test_batch_link_gives_exactly_what_linking_one_by_one_gives(
-    tiered, stores, fake_shopify, django_capture_on_commit_callbacks
+    tiered, stores, fake_shopify, django_capture_on_commit_callbacks, batch
 ):
     group = tiered
     get_redis().flushdb()
     batched = _group_of_customers(stores, "batch")
 
     with CaptureQueriesContext(connection) as batch_queries, django_capture_on_commit_callbacks(execute=True):
-        report = shared_customers_link(group=group, batch=2)  # three transactions of at most 2 emails
+        report = shared_customers_link(group=group, batch=batch)
     assert (report.linked, report.accounts_created, report.reviews) == (13, 5, 0)
 
     # The same customers in a second set, linked email by email through the per-email path.
@@ -136,7 +137,7 @@ def test_batch_link_gives_exactly_what_linking_one_by_one_gives(
             ids = [pk for (m, _i), pk in per_email.items() if m == n]
             assert services._link(group=group, digest=email_digest(f"single{n}@example.com"), customer_ids=ids)
     # The batch path ran: its set-based writes take fewer statements, discovery included, than
-    # the per-email path alone (42 against 82 here).
+    # the per-email path alone (31 against 82 here with batches of 2).
     assert len(batch_queries) < len(single_queries), (len(batch_queries), len(single_queries))
     _sync_copies(stores, batched)
     _sync_copies(stores, per_email)
@@ -194,3 +195,79 @@ def test_relinking_skips_linked_customers_and_a_customer_linked_meanwhile_falls_
     assert not SharedAccount.objects.filter(email_digest=email_digest("late@example.com")).exists()
     fresh = SharedAccount.objects.get(email_digest=email_digest("fresh@example.com"))
     assert set(Customer.objects.filter(shared_customer_id=fresh.pk).values_list("pk", flat=True)) == {c.pk, d.pk}
+
+
+def _fresh_customers(stores, prefix, count, points=10):
+    """`count` emails, one customer each in every store, straight into the table (many, fast)."""
+    rows = [
+        Customer(
+            merchant=store,
+            shopify_customer_id=f"{prefix}{index}{n}",
+            email=f"{prefix}{n}@example.com",
+            first_name="Ana",
+            last_name=str(n),
+            points_balance=points,
+            lifetime_points=points,
+        )
+        for index, (store, _owner) in enumerate(stores)
+        for n in range(count)
+    ]
+    Customer.objects.bulk_create(rows)
+    return rows
+
+
+def _linking_statements(group, batch):
+    """Statements of one linking run, with the reads that find the candidates left out."""
+    with CaptureQueriesContext(connection) as queries:
+        report = shared_customers_link(group=group, batch=batch)
+    return report, [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_batch_takes_the_same_few_statements_whatever_its_size(tiered, stores):
+    group = tiered
+    _fresh_customers(stores, "small", 2)
+    small_report, small = _linking_statements(group, batch=500)
+    _fresh_customers(stores, "large", 300)
+    large_report, large = _linking_statements(group, batch=500)
+
+    assert (small_report.linked, small_report.accounts_created) == (6, 2)
+    assert (large_report.linked, large_report.accounts_created, large_report.failed) == (900, 300, 0)
+    # One batch each: 2 emails (6 customers) and 300 emails (900 customers) take the same statements.
+    assert len(small) == len(large), (small, large)
+    writes = [" ".join(sql.replace(" INTO", "").split()[:2]) for sql in large if sql.startswith(("INSERT", "UPDATE"))]
+    assert writes == [
+        'INSERT "multistore_shared_accounts"',
+        'INSERT "points_transactions"',
+        'UPDATE "users"',
+        'INSERT "multistore_shared_entries"',
+        'UPDATE "multistore_shared_accounts"',
+        'INSERT "audit_logs"',
+    ]
+    # Three batches of 100 emails: three times the batch's statements, nothing per email.
+    _fresh_customers(stores, "paged", 300)
+    _report, paged = _linking_statements(group, batch=100)
+    per_batch, rest = divmod(len(paged) - len(large), 2)
+    assert rest == 0 and per_batch <= 12, (per_batch, paged)
+    assert len(large) - per_batch <= 6  # finding the candidates: a few reads, once per run
+    assert SharedAccount.objects.filter(group=group).count() == 602
+
+
+def test_a_failing_batch_is_split_and_only_the_bad_email_stays_unlinked(tiered, stores, caplog):
+    group = tiered
+    _fresh_customers(stores, "good", 6)
+    # Linking this email would take its shared balance past what the ledger columns hold:
+    # PostgreSQL refuses the batch, the halves are retried, and only this email is left out.
+    bad = _fresh_customers(stores[:2], "bad", 1, points=2_000_000_000)
+
+    report = shared_customers_link(group=group, batch=500)
+
+    assert (report.linked, report.accounts_created, report.failed) == (18, 6, 1)
+    assert "multi-store link of one email" in caplog.text
+    assert not Customer.objects.filter(pk__in=[c.pk for c in bad], shared_customer_id__isnull=False).exists()
+    assert not SharedAccount.objects.filter(email_digest=email_digest("bad0@example.com")).exists()
+    assert Customer.objects.filter(email__startswith="good", shared_customer_id__isnull=True).count() == 0
+    for account in SharedAccount.objects.filter(group=group):
+        assert account.points_balance == 30
+        assert ledger_totals(group_id=group.pk)[account.pk] == 30
+    # The next run tries the bad email again (and fails it again, alone).
+    assert shared_customers_link(group=group).failed == 1
