@@ -36,7 +36,11 @@ def add_arguments(parser):
     group = parser.add_argument_group("widgets")
     group.add_argument("--customers", type=int, default=100_000)
     group.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections")
-    group.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers")
+    group.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    group.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    group.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
+    group.add_argument("--keep", action="store_true", help="reuse the benchmark database when it exists")
+    group.add_argument("--baseline", action="store_true", help="also measure a bare DRF view reading one customer row")
     group.add_argument("--seconds", type=float, default=10.0, help="how long wrk sends per repetition")
     group.add_argument("--distinct-shoppers", type=int, default=5000, help="signed URLs per repetition")
     group.add_argument(
@@ -160,39 +164,78 @@ def _ok(path: str) -> bool:
         return False
 
 
-def run(args) -> dict:
-    figures: dict = {
-        "command": "python bench/run.py widgets --repeat=3",
-        "setup": f"{args.customers:,} customers, gunicorn {args.web_workers} sync workers, wrk {args.connections} "
-        f"connections for {args.seconds:g} s, DB_CONN_MAX_AGE=600, signature + rate limits + Redis content cache",
-    }
+def _database_ready(args) -> bool:
+    """With --keep: the benchmark database exists with its shop and customers (else made anew)."""
     with psycopg.connect(f"{args.server_url}/postgres", autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if exists and args.keep:
+            with psycopg.connect(f"{args.server_url}/{DATABASE}") as bench:
+                try:
+                    count = bench.execute("SELECT count(*) FROM users").fetchone()[0]
+                except psycopg.Error:
+                    count = 0
+            if count == args.customers:
+                return True
         admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    return False
+
+
+def _serve(args, application: str, check_path: str):
+    command = [sys.executable, "-m", "gunicorn", application, "-b", f"127.0.0.1:{PORT}", "-w", str(args.web_workers),
+               "-k", args.worker_class, "--threads", str(args.threads), "--keep-alive", "30",
+               "--log-level", "warning"]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=_env(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not _wait(lambda: _ok(check_path), 60):
+        server.terminate()
+        raise SystemExit(f"gunicorn ({application}) did not answer {check_path.split('?')[0]} with 200")
+    return server
+
+
+def _measure(args, figures: dict, prefix: str, paths_for) -> None:
+    rng = random.Random(6)
+    for _ in range(args.repeat):
+        shoppers = [1_000_000 + rng.randrange(args.customers) for _ in range(args.distinct_shoppers)]
+        paths = paths_for(shoppers)  # fresh timestamps (90 s window)
+        for path in paths[:50]:
+            _ok(path)  # warm every worker's connections and the content cache
+        for metric, value in _wrk(args, paths).items():
+            figures.setdefault(f"{prefix}{metric}", []).append(value)
+
+
+def _serve_and_measure(args, figures: dict, application: str, path_for, prefix: str) -> None:
+    server = _serve(args, application, path_for(1_000_000))
     try:
-        _manage(args, "migrate", "--verbosity=0")
-        _manage(args, "shell", "-c", SETUP.format(shop=SHOP, customers=args.customers))
-        redis.Redis.from_url(args.redis_url).flushdb()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "loyalnest.wsgi", "-b", f"127.0.0.1:{PORT}", "-w", str(args.web_workers),
-             "--keep-alive", "30", "--log-level", "warning"],
-            cwd=ROOT, env=_env(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            if not _wait(lambda: _ok(_signed_path(1_000_000)), 60):
-                raise SystemExit("gunicorn did not answer the signed widget request with 200")
-            rng = random.Random(6)
-            for _ in range(args.repeat):
-                shoppers = [1_000_000 + rng.randrange(args.customers) for _ in range(args.distinct_shoppers)]
-                paths = [_signed_path(customer) for customer in shoppers]  # fresh timestamps (90 s window)
-                for path in paths[:50]:
-                    _ok(path)  # warm every worker's connections and the content cache
-                for metric, value in _wrk(args, paths).items():
-                    figures.setdefault(metric, []).append(value)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        _measure(args, figures, prefix, lambda shoppers: [path_for(c) for c in shoppers])
     finally:
-        with psycopg.connect(f"{args.server_url}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _bare_path(customer_id: int) -> str:
+    return "/bench/bare?" + urlencode({"shop": SHOP, "logged_in_customer_id": str(customer_id)})
+
+
+def run(args) -> dict:
+    workers = f"{args.web_workers} {args.worker_class} workers" + (
+        f" × {args.threads} threads" if args.threads > 1 else ""
+    )
+    figures: dict = {
+        "command": "python bench/run.py widgets --repeat=3",
+        "setup": f"{args.customers:,} customers, gunicorn {workers}, wrk {args.connections} "
+        f"connections for {args.seconds:g} s, DB_CONN_MAX_AGE=600, signature + rate limits + Redis content cache",
+    }
+    keep = _database_ready(args)
+    try:
+        if not keep:
+            _manage(args, "migrate", "--verbosity=0")
+            _manage(args, "shell", "-c", SETUP.format(shop=SHOP, customers=args.customers))
+        redis.Redis.from_url(args.redis_url).flushdb()
+        if args.baseline:
+            _serve_and_measure(args, figures, "bench.baseline.wsgi", _bare_path, "bare DRF view: ")
+        _serve_and_measure(args, figures, "loyalnest.wsgi", _signed_path, "")
+    finally:
+        if not args.keep:
+            with psycopg.connect(f"{args.server_url}/postgres", autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     return figures

@@ -110,7 +110,7 @@ def main() -> int:
         seen[query["sql"][:140]] = seen.get(query["sql"][:140], 0) + 1
     for sql, count in seen.items():
         print(f"  {count} × {sql}")
-    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+    pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(args.top)
     return 0
 
 

@@ -26,11 +26,14 @@ def _clean_redis():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_webhook_shop_cache():
-    """Shop → merchant is kept per process (apps/shopify/shops.py); tests recreate shops."""
+def _fresh_process_caches():
+    """What web processes keep a few seconds (shop → merchant, widget content, beta flags) starts
+    empty in every test; within a test it behaves as in production."""
+    from apps.core import local_cache
     from apps.shopify.shops import shops
 
     shops.clear()
+    local_cache.clear_all()
     yield
 
 

@@ -14,12 +14,11 @@ class GamificationConfig(AppConfig):
         from . import tasks  # noqa: F401  (Celery task registration)
         from .awarding import on_ledger_entries_written, on_orders_synced
         from .flow import ACTION_AWARD_BADGE, flow_award_badge
-        from .selectors import widget_contribution
+        from .selectors import widget_contribution, widget_lookup
 
         # Receivers run inside the writing transaction with whole batches (apps/core/signals.py).
         orders_synced.connect(on_orders_synced, dispatch_uid="gamification.orders_synced")
         ledger_entries_written.connect(on_ledger_entries_written, dispatch_uid="gamification.ledger_entries_written")
         register_flow_action(ACTION_AWARD_BADGE, flow_award_badge)
-        # Several reads per shopper: cached a minute per shopper and locale, dropped after commit
-        # when their badges, streak or team change (team ranks may lag by up to a minute).
-        register_widget_contributor("gamification", widget_contribution, cache_seconds=60)
+        # Its per-shopper reads ride on the app proxy's shopper lookup (one query a widget request).
+        register_widget_contributor("gamification", widget_contribution, lookup=widget_lookup)

@@ -41,7 +41,6 @@ from apps.core.tenancy import merchant_scope
 from apps.core.tracking import track_on_commit
 from apps.notifications.services import notify_many
 from apps.shopify.flow import flow_trigger_fire_task
-from apps.theme_extensions.services import widget_contributions_forget_on_commit
 
 from . import rules
 from .leaderboard import leaderboard_refresh_on_commit
@@ -232,9 +231,6 @@ def awards_apply(
     if audits:
         AuditLog.objects.bulk_create(audits)
     notify_many(merchant=merchant, type="badge_earned", items=notices)
-    widget_contributions_forget_on_commit(
-        merchant_id=merchant.pk, customer_ids=[customer.pk for customer, _key, _context in notices]
-    )
     stream_append_many_on_commit(merchant_id=merchant.pk, entries=streams)
     _flow_triggers_on_commit(merchant, triggers)
     return created
@@ -299,9 +295,6 @@ def streaks_advance(
             streak.updated_at = now
         Streak.objects.bulk_update(changed, ["current_count", "longest_count", "last_period_date", "updated_at"])
     _streak_effects(merchant=merchant, settings=settings, grown=grown, customers=customers, source=source)
-    widget_contributions_forget_on_commit(
-        merchant_id=merchant.pk, customer_ids=[streak.customer_id for streak in new + changed]
-    )
     return counts
 
 

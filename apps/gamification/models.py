@@ -13,10 +13,12 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.ids import PrefixedIdField
+from apps.core.local_cache import ForgetsLocalCopies
 from apps.core.models import Customer, Merchant, TimestampedModel
 from apps.core.tenancy import TenantManager
 
 from .rules import MONTH, WEEK, badge_name, rule_clean, validate_badge_name
+from .widget_shape import widget_shape_forget
 
 CYCLE_REGEX = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
@@ -72,7 +74,7 @@ class GamificationSettings(TimestampedModel):
         return f"Gamification settings of {self.merchant_id}"
 
 
-class Badge(TimestampedModel):
+class Badge(ForgetsLocalCopies, TimestampedModel):
     """A merchant's badge definition: names per locale, an icon and one rule."""
 
     id = PrefixedIdField(prefix="bdg")
@@ -92,6 +94,9 @@ class Badge(TimestampedModel):
 
     def __str__(self):
         return badge_name(self.name, "en")
+
+    def local_copies_forget(self) -> None:
+        widget_shape_forget(self.merchant_id)
 
 
 class Achievement(models.Model):
@@ -160,7 +165,7 @@ class Streak(models.Model):
         return f"{self.customer_id}: {self.current_count}"
 
 
-class Team(TimestampedModel):
+class Team(ForgetsLocalCopies, TimestampedModel):
     """A merchant-defined team of one cycle (`2025-07`)."""
 
     id = PrefixedIdField(prefix="team")
@@ -181,6 +186,9 @@ class Team(TimestampedModel):
 
     def __str__(self):
         return f"{badge_name(self.name, 'en')} ({self.cycle})"
+
+    def local_copies_forget(self) -> None:
+        widget_shape_forget(self.merchant_id)
 
 
 class TeamMembership(models.Model):

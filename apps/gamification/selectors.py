@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.core.locales import is_rtl
+from apps.core.services import shopper_expression_get
 from apps.core.streams import stream_latest
 from apps.slack_community.selectors import beta_feature_enabled, beta_feature_enabled_in_request
 
@@ -15,6 +16,7 @@ from . import rules
 from .awarding import settings_for
 from .leaderboard import leaderboard_rank, leaderboard_top, leaderboard_top_and_rank
 from .models import Achievement, Badge, Streak, StreakPeriod, Team, TeamMembership
+from .widget_shape import widget_shapes
 
 __all__ = [
     "badge_list",
@@ -107,8 +109,13 @@ def streak_get(*, merchant, customer, now=None) -> dict:
 
 def _streak_now(*, merchant, customer, period: str, stored, now=None) -> dict:
     """The streak from the newest entry of its stream, else `stored()` (the database row)."""
-    today = rules.period_start(now or timezone.now(), period, rules.merchant_zone(merchant))
     state = stream_latest(merchant_id=merchant.pk, key=f"streak:{customer.pk}", fallback=stored) or {}
+    return _streak_state(merchant=merchant, period=period, state=state, now=now)
+
+
+def _streak_state(*, merchant, period: str, state: dict, now=None) -> dict:
+    """A stored streak as of now: a streak whose last period is over without a new one is broken."""
+    today = rules.period_start(now or timezone.now(), period, rules.merchant_zone(merchant))
     last = state.get("last_period_date")
     last_date = timezone.datetime.fromisoformat(last).date() if last else None
     count = rules.streak_current(
@@ -230,24 +237,45 @@ def streak_distribution_chart(*, merchant, periods: int = 12) -> dict:
     }
 
 
-# Everything of one shopper the widget shows, in one query: the merchant's streak period, the
-# streak row, this cycle's team membership with the team's names and the newest badges.
-_WIDGET_SQL = """
-SELECT
-  (SELECT streak_period FROM gamification_settings WHERE merchant_id = %(merchant)s),
-  (SELECT json_build_array(current_count, longest_count, last_period_date)
-     FROM gamification_streaks WHERE merchant_id = %(merchant)s AND customer_id = %(customer)s),
-  (SELECT json_build_array(m.team_id, t.name)
+# Everything of one shopper the widget shows, as one SQL expression over the shopper's row `u`
+# (read with the app proxy's shopper lookup, see apps/theme_extensions/registry.py): the
+# merchant's streak period, the streak row, this cycle's team membership with the team's names
+# and the newest badges. A shop without teams this cycle or without badges skips those reads
+# (most of the statement's planning time). PostgreSQL and SQLite (`make run`) spell the JSON
+# functions differently.
+def _widget_sql(*, teams: bool, badges: bool) -> str:
+    postgres = connection.vendor == "postgresql"
+    array = "json_build_array" if postgres else "json_array"
+    agg = "json_agg" if postgres else "json_group_array"
+    created = "to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')" if postgres else "a.created_at"
+    membership = f"""(SELECT {array}(m.team_id, t.name)
      FROM gamification_team_members m JOIN gamification_teams t ON t.id = m.team_id
-     WHERE m.merchant_id = %(merchant)s AND m.customer_id = %(customer)s AND m.cycle = %(cycle)s),
-  (SELECT json_agg(json_build_array(a.achievement_id, a.badge_definition_id, a.badge, b.icon, a.streak_count,
-                                    to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'))
-                   ORDER BY a.created_at DESC, a.achievement_id DESC)
+     WHERE m.merchant_id = %(gamification_merchant)s AND m.customer_id = u.id AND m.cycle = %(gamification_cycle)s)"""  # noqa: S608  (as below)
+    achievements = f"""(SELECT {agg}({array}(a.achievement_id, a.badge_definition_id, a.badge, b.icon, a.streak_count, {created}))
      FROM (SELECT * FROM gamification_achievements
-           WHERE merchant_id = %(merchant)s AND customer_id = %(customer)s
-           ORDER BY created_at DESC, achievement_id DESC LIMIT %(badges)s) a
-     JOIN gamification_badges b ON b.id = a.badge_definition_id)
-"""
+           WHERE merchant_id = %(gamification_merchant)s AND customer_id = u.id
+           ORDER BY created_at DESC, achievement_id DESC LIMIT %(gamification_badges)s) a
+     JOIN gamification_badges b ON b.id = a.badge_definition_id)"""  # noqa: S608  (functions chosen above; values bound)
+    return f"""{array}(
+  (SELECT streak_period FROM gamification_settings WHERE merchant_id = %(gamification_merchant)s),
+  (SELECT {array}(current_count, longest_count, last_period_date)
+     FROM gamification_streaks WHERE merchant_id = %(gamification_merchant)s AND customer_id = u.id),
+  {membership if teams else "NULL"},
+  {achievements if badges else "NULL"})"""  # noqa: S608  (as above)
+
+
+def _widget_shape(merchant, cycle: str) -> tuple[bool, bool]:
+    """(has teams this cycle, has badges), kept a few seconds per process (`widget_shape`)."""
+    shape = widget_shapes.get((merchant.pk, cycle))
+    if shape is None:
+        shape = (
+            Team.objects.filter(merchant=merchant, cycle=cycle).exists(),
+            Badge.objects.filter(merchant=merchant).exists(),
+        )
+        widget_shapes.put((merchant.pk, cycle), shape)
+    return shape
+
+
 WIDGET_BADGES = 12
 
 
@@ -255,29 +283,40 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def widget_contribution(*, merchant, customer, locale: str) -> dict | None:
+def widget_lookup(merchant) -> tuple[str, dict]:
+    """The widget's per-shopper SQL expression and its parameters (the contributor's `lookup`)."""
+    cycle = current_cycle(merchant=merchant)
+    teams, badges = _widget_shape(merchant, cycle)
+    params = {"gamification_merchant": merchant.pk, "gamification_badges": WIDGET_BADGES}
+    if teams:
+        params["gamification_cycle"] = cycle
+    if not badges:
+        del params["gamification_badges"]
+    return _widget_sql(teams=teams, badges=badges), params
+
+
+def widget_contribution(*, merchant, customer, locale: str, looked_up=None) -> dict | None:
     """What the storefront widgets show a shopper: badges, streak, team rank (Chart.js line for
-    the streak, bar for team ranks). One SQL query and, with storefront teams, one Redis round
-    trip for the ranking and the shopper's team rank (the streak's stream is one more)."""
+    the streak, bar for team ranks). `looked_up`: `widget_lookup`'s value, read with the shopper's
+    row by the app proxy; without it, one query here. With storefront teams, one Redis round trip
+    for the ranking and the shopper's team rank.
+
+    The streak comes from its database row: read in the same statement as the shopper, it is
+    never older than the `streak:` stream, which is appended after the row's transaction commits."""
     if customer is None:
         return None
     cycle = current_cycle(merchant=merchant)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _WIDGET_SQL, {"merchant": merchant.pk, "customer": customer.pk, "cycle": cycle, "badges": WIDGET_BADGES}
-        )
-        period, streak_row, membership, achievements = cursor.fetchone()
-    streak_row, membership, achievements = _json(streak_row), _json(membership), _json(achievements) or []
-
-    def stored_streak():
-        if streak_row is None:
-            return {"streak_count": 0, "longest_count": 0, "last_period_date": None}
+    if looked_up is None:
+        sql, params = widget_lookup(merchant)
+        looked_up = shopper_expression_get(customer=customer, sql=sql, params=params)
+    period, streak_row, membership, achievements = (_json(value) for value in _json(looked_up))
+    achievements = sorted((_json(row) for row in achievements or []), key=lambda row: (row[5], row[0]), reverse=True)
+    if streak_row is None:
+        state = {"streak_count": 0, "longest_count": 0, "last_period_date": None}
+    else:
         current_count, longest_count, last_period_date = streak_row
-        return {"streak_count": current_count, "longest_count": longest_count, "last_period_date": last_period_date}
-
-    streak = _streak_now(
-        merchant=merchant, customer=customer, period=period or StreakPeriod.MONTH, stored=stored_streak
-    )
+        state = {"streak_count": current_count, "longest_count": longest_count, "last_period_date": last_period_date}
+    streak = _streak_state(merchant=merchant, period=period or StreakPeriod.MONTH, state=state)
     team, ranking = None, []
     if beta_feature_enabled_in_request(merchant, "team_leaderboards"):  # else no team ranks (same shape)
         top, placed = leaderboard_top_and_rank(
@@ -291,7 +330,7 @@ def widget_contribution(*, merchant, customer, locale: str) -> dict | None:
         if membership:
             team = {
                 "team_id": membership[0],
-                "name": rules.badge_name(membership[1], locale),
+                "name": rules.badge_name(_json(membership[1]), locale),
                 "rank": placed[0] if placed else None,
                 "score": placed[1] if placed else 0,
             }
@@ -299,7 +338,7 @@ def widget_contribution(*, merchant, customer, locale: str) -> dict | None:
         {
             "achievement_id": achievement_id,
             "badge_id": badge_id,
-            "name": rules.badge_name(badge, locale),
+            "name": rules.badge_name(_json(badge), locale),
             "icon": icon,
             "streak_count": streak_count,
             "earned_at": datetime.fromisoformat(created_at).replace(tzinfo=UTC).isoformat(),

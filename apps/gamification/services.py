@@ -22,7 +22,6 @@ from apps.core.queueing import enqueue_unless_broker_down
 from apps.core.streams import stream_append_on_commit
 from apps.core.tracking import track_on_commit
 from apps.slack_community.selectors import beta_feature_enabled
-from apps.theme_extensions.services import widget_contributions_forget_on_commit
 
 from . import rules
 from .awarding import (
@@ -372,7 +371,6 @@ def _membership_add(*, merchant, customer, team: Team, joined_via: str) -> TeamM
             )
     except IntegrityError:
         raise TeamAlreadyJoined() from None
-    widget_contributions_forget_on_commit(merchant_id=merchant.pk, customer_ids=[customer.pk])
     return membership
 
 

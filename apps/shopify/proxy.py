@@ -115,9 +115,11 @@ class AppProxyAuthentication(BaseAuthentication):
             raise errors.NotFound()
         customer = None
         if shopify_customer_id is not None:
+            view = (request.parser_context or {}).get("view")
             with merchant_scope(merchant):
+                also = view.shopper_lookups(merchant) if isinstance(view, ShopperApiView) else None
                 customer = customer_get_or_create_by_shopify_id(
-                    merchant=merchant, shopify_customer_id=shopify_customer_id
+                    merchant=merchant, shopify_customer_id=shopify_customer_id, also=also
                 )
         return ShopperPrincipal(merchant=merchant, customer=customer), None
 
@@ -174,6 +176,11 @@ class ShopperApiView(ApiView):
     def perform_authentication(self, request):
         super().perform_authentication(request)
         self.enforce_rate_limits(request)
+
+    def shopper_lookups(self, merchant) -> dict[str, tuple[str, dict]] | None:
+        """SQL expressions to read with the logged-in shopper's row in the same statement
+        (`customer_get_or_create_by_shopify_id(also=...)`); values in `request.customer.looked_up`."""
+        return None
 
     def rate_limit_counters(self, request) -> list[Counter]:
         principal = request.user

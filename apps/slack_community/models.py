@@ -15,9 +15,12 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.ids import PrefixedIdField
+from apps.core.local_cache import ForgetsLocalCopies
 from apps.core.locales import LOCALE_CHOICES
 from apps.core.models import Merchant, StaffMember
 from apps.core.tenancy import TenantManager
+
+from .storefront_flags import storefront_flags
 
 SLACK_USER_ID_REGEX = r"^[UW][A-Z0-9]{8,20}$"
 
@@ -28,7 +31,7 @@ class MemberStatus(models.TextChoices):
     INACTIVE = "inactive", _("Left the community")
 
 
-class SlackCommunityMember(models.Model):
+class SlackCommunityMember(ForgetsLocalCopies, models.Model):
     community_id = PrefixedIdField(prefix="com", primary_key=True)
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
     slack_user_id = models.CharField(max_length=32)
@@ -64,6 +67,9 @@ class SlackCommunityMember(models.Model):
 
     def __str__(self):
         return f"{self.slack_user_id} ({self.status})"
+
+    def local_copies_forget(self) -> None:
+        storefront_flags.forget(self.merchant_id)
 
 
 class SlackCommunityUser(models.Model):

@@ -10,6 +10,7 @@ from apps.core.tenancy import merchant_scope, scopes_disabled
 
 from .catalogue import BETA_FEATURES
 from .models import MemberStatus, SlackCommunityMember
+from .storefront_flags import storefront_flags
 
 
 def beta_feature_enabled(merchant, key: str) -> bool:
@@ -21,17 +22,16 @@ def beta_feature_enabled(merchant, key: str) -> bool:
 
 
 def beta_feature_enabled_in_request(merchant, key: str) -> bool:
-    """`beta_feature_enabled`, with every flag of the merchant read in one query and kept on this
-    merchant object. For per-request merchant objects only (the app proxy's, a fresh copy per
-    request), where several features ask in turn (the storefront widget's contributors)."""
+    """`beta_feature_enabled` for storefront requests: every flag of the merchant read in one
+    query, then kept a few seconds per process (`apps.core.local_cache`)."""
     if key not in BETA_FEATURES or merchant is None:
         return False
-    flags = getattr(merchant, "_beta_features_enabled", None)
+    flags = storefront_flags.get(merchant.pk)
     if flags is None:
         with merchant_scope(merchant):
             rows = SlackCommunityMember.objects.filter(merchant=merchant).values_list("beta_features", flat=True)
             flags = frozenset(name for row in rows for name, value in (row or {}).items() if value is True)
-        merchant._beta_features_enabled = flags
+        storefront_flags.put(merchant.pk, flags)
     return key in flags
 
 

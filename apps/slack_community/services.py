@@ -25,6 +25,7 @@ from . import slack_api
 from .catalogue import BETA_FEATURES
 from .models import SLACK_USER_ID_REGEX, MemberStatus, SlackCommunityMember, SlackCommunityUser
 from .selectors import beta_features_get
+from .storefront_flags import storefront_flags
 
 logger = logging.getLogger(__name__)
 
@@ -313,6 +314,8 @@ def beta_feature_set(*, merchant, actor, feature: str, enabled: bool = True, loc
         if not changed:
             return flags
         SlackCommunityMember.objects.filter(merchant=merchant).update(beta_features=flags, updated_at=timezone.now())
+        storefront_flags.forget(merchant.pk)
+        transaction.on_commit(lambda: storefront_flags.forget(merchant.pk))
         action = "beta_feature_enabled" if enabled else "beta_feature_disabled"
         audit_record(
             merchant=merchant,

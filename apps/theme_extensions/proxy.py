@@ -18,6 +18,7 @@ from apps.shopify.proxy import STOREFRONT, ShopperApiView
 
 from .config import WIDGETS
 from .models import WidgetEventKind
+from .registry import shopper_lookups
 from .selectors import assignments_for, shopper_widget_get, widget_content_get
 from .services import widget_events_record
 
@@ -35,6 +36,10 @@ class ShopperWidgetApi(ShopperApiView):
 
     required_scope = "customer:frontend"
     rate_limit_group = "widgets"
+
+    def shopper_lookups(self, merchant):
+        # Every contributor's per-shopper reads ride on the shopper lookup: one query a request.
+        return shopper_lookups(merchant)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):

@@ -6,24 +6,24 @@ A feature app registers from its `AppConfig.ready()` (through `apps.theme_extens
 
 where `badges_for_widget(*, merchant, customer, locale) -> dict | None` returns JSON-ready data
 for the shopper (None: nothing to show). It runs inside the merchant's scope on every widget
-request, so it must be quick. A contributor that reads several tables registers with
-`cache_seconds`: its answer for a logged-in shopper is kept in Redis per (shopper, locale) for
-that long — every cached contributor of a request is read with one MGET — and the feature calls
-`forget(merchant_id=…, customer_ids=…)` after commit when what it shows changed. A contributor
-that raises is logged and left out: one feature's failure never breaks the widget.
+request, so it must be quick. A contributor that raises is logged and left out: one feature's
+failure never breaks the widget.
+
+A contributor that reads the database per shopper registers a `lookup` instead of querying:
+`lookup(merchant) -> (sql, params)`, one SQL expression over the shopper's row (alias `u`:
+`u.id`, `u.merchant_id`, …) with named parameters prefixed by the contributor's name. The app
+proxy evaluates every lookup in the same statement that finds the shopper
+(`customer_get_or_create_by_shopify_id(..., also=...)`), so a widget request makes one query
+however many features contribute, and the value reaches the contributor as `looked_up=`. Where
+no value was looked up (a shopper created by this request, a direct call), the contributor is
+called without `looked_up` and reads for itself: the same expression through
+`apps.core.services.shopper_expression_get`.
 """
 
-import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-
-import redis
-from django.core.serializers.json import DjangoJSONEncoder
-
-from apps.core.locales import LOCALES
-from apps.core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -33,19 +33,19 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 @dataclass(frozen=True)
 class Contributor:
     fn: Callable
-    cache_seconds: int = 0
+    lookup: Callable | None = None
 
 
 _contributors: dict[str, Contributor] = {}
 
 
-def register(name: str, fn: Callable, *, cache_seconds: int = 0) -> None:
+def register(name: str, fn: Callable, *, lookup: Callable | None = None) -> None:
     if not NAME.match(name):
         raise ValueError(f"invalid widget contributor name: {name!r}")
     existing = _contributors.get(name)
     if existing is not None and existing.fn is not fn:
         raise ValueError(f"widget contributor {name!r} is already registered")
-    _contributors[name] = Contributor(fn=fn, cache_seconds=cache_seconds)
+    _contributors[name] = Contributor(fn=fn, lookup=lookup)
 
 
 def unregister(name: str) -> None:
@@ -56,71 +56,34 @@ def registered() -> tuple[str, ...]:
     return tuple(sorted(_contributors))
 
 
-def _cache_key(merchant_id: str, customer_id: str, name: str, locale: str) -> str:
-    return f"{merchant_id}:widget-contribution:{customer_id}:{name}:{locale}"
-
-
-def _cached(merchant, customer, locale: str, names: list[str]) -> dict:
-    """The cached answers of `names` (missing ones left out); {} when Redis is unavailable."""
-    if customer is None or not names:
-        return {}
-    try:
-        values = get_redis().mget([_cache_key(merchant.pk, customer.pk, name, locale) for name in names])
-    except redis.RedisError as exc:
-        logger.warning("widget contributions computed without the cache: %s", type(exc).__name__)
-        return {}
-    return {name: json.loads(value) for name, value in zip(names, values, strict=True) if value is not None}
-
-
-def _cache_store(merchant, customer, locale: str, fresh: dict[str, tuple[object, int]]) -> None:
-    if customer is None or not fresh:
-        return
-    try:
-        pipeline = get_redis().pipeline(transaction=False)
-        for name, (value, seconds) in fresh.items():
-            key = _cache_key(merchant.pk, customer.pk, name, locale)
-            pipeline.set(key, json.dumps(value, cls=DjangoJSONEncoder), ex=seconds)
-        pipeline.execute()
-    except redis.RedisError as exc:
-        logger.warning("widget contributions not cached: %s", type(exc).__name__)
+def shopper_lookups(merchant) -> dict[str, tuple[str, dict]]:
+    """Every contributor's SQL expression and parameters for this merchant's shopper lookup."""
+    lookups = {}
+    for name, contributor in _contributors.items():
+        if contributor.lookup is None:
+            continue
+        try:
+            sql, params = contributor.lookup(merchant)
+            if any(not key.startswith(f"{name}_") for key in params):
+                raise ValueError(f"widget contributor {name!r}: lookup parameters must start with '{name}_'")
+        except Exception:
+            # Left out of the lookup: the contributor then reads for itself.
+            logger.warning("widget contributor %s lookup failed", name, exc_info=True)
+            continue
+        lookups[name] = (sql, params)
+    return lookups
 
 
 def widget_contributions(*, merchant, customer, locale: str) -> dict:
-    contributors = sorted(_contributors.items())
-    cached = _cached(merchant, customer, locale, [name for name, c in contributors if c.cache_seconds])
-    result, fresh = {}, {}
-    for name, contributor in contributors:
-        if name in cached:
-            value = cached[name]
-        else:
-            try:
-                value = contributor.fn(merchant=merchant, customer=customer, locale=locale)
-            except Exception:
-                logger.warning("widget contributor %s failed", name, exc_info=True)
-                continue
-            if contributor.cache_seconds:
-                fresh[name] = (value, contributor.cache_seconds)
+    looked_up = getattr(customer, "looked_up", None) or {}
+    result = {}
+    for name, contributor in sorted(_contributors.items()):
+        extra = {"looked_up": looked_up[name]} if contributor.lookup is not None and name in looked_up else {}
+        try:
+            value = contributor.fn(merchant=merchant, customer=customer, locale=locale, **extra)
+        except Exception:
+            logger.warning("widget contributor %s failed", name, exc_info=True)
+            continue
         if value is not None:
             result[name] = value
-    _cache_store(merchant, customer, locale, fresh)
     return result
-
-
-def forget(*, merchant_id: str, customer_ids: Iterable[str], names: Iterable[str] | None = None) -> None:
-    """Drop the cached answers of these shoppers (every locale; `names` or every contributor)."""
-    names = list(names) if names is not None else [n for n, c in _contributors.items() if c.cache_seconds]
-    keys = [
-        _cache_key(merchant_id, customer_id, name, code)
-        for customer_id in customer_ids
-        for name in names
-        for code in LOCALES
-    ]
-    if not keys:
-        return
-    try:
-        client = get_redis()
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-    except redis.RedisError as exc:
-        # Stale for at most the contributor's cache_seconds.
-        logger.warning("widget contributions not forgotten: %s", type(exc).__name__)

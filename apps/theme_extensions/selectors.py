@@ -9,6 +9,7 @@ import redis
 from django.conf import settings
 from django.db.models import Sum
 
+from apps.core.local_cache import LocalCache
 from apps.core.locales import is_rtl
 from apps.core.models import ProgramSettings, Reward, VipTier, localized
 from apps.core.redis import get_redis
@@ -87,9 +88,28 @@ def widget_content_build(*, merchant, locale: str) -> dict:
     }
 
 
+# Each web process keeps the content it read a few seconds (`apps.core.local_cache`): most
+# storefront requests then skip the stream read and its JSON decoding.
+_local_content = LocalCache()
+
+
+def widget_content_forget_local(merchant_id: str) -> None:
+    """Drop this process's copies of a merchant's content (every locale)."""
+    _local_content.forget_where(lambda key: key[0] == merchant_id)
+
+
 def widget_content_get(*, merchant, locale: str) -> dict:
-    """The content from the Redis stream `content:{merchant_id}:{locale}` while fresh; else
-    rebuilt from PostgreSQL and appended. Redis down or hung: answered from PostgreSQL (E5)."""
+    """The content from this process's copy while fresh, else from the Redis stream
+    `content:{merchant_id}:{locale}` while fresh, else rebuilt from PostgreSQL and appended.
+    Redis down or hung: answered from PostgreSQL (E5). Callers must not change it."""
+    content = _local_content.get((merchant.pk, locale))
+    if content is None:
+        content = _widget_content_shared(merchant=merchant, locale=locale)
+        _local_content.put((merchant.pk, locale), content)
+    return content
+
+
+def _widget_content_shared(*, merchant, locale: str) -> dict:
     key = content_key(merchant.pk, locale)
     try:
         entries = get_redis().xrevrange(stream_name(merchant.pk, key), count=1)

@@ -21,30 +21,23 @@ from . import registry
 from .config import widget_config_clean
 from .models import WidgetEventKind
 from .rendering import widget_preview
-from .selectors import content_key, theme_extension_config_get, theme_key
+from .selectors import content_key, theme_extension_config_get, theme_key, widget_content_forget_local
 
 logger = logging.getLogger(__name__)
 
 
-def register_widget_contributor(name: str, fn, *, cache_seconds: int = 0) -> None:
+def register_widget_contributor(name: str, fn, *, lookup=None) -> None:
     """Plug a feature's shopper data into the widgets' answer under `contributions[name]`.
 
     Call from the feature's `AppConfig.ready()`; `fn(*, merchant, customer, locale)` returns a
-    JSON-ready dict or None. With `cache_seconds` the answer is cached per shopper and locale;
-    call `widget_contributions_forget_on_commit` when it changes. See
-    `apps.theme_extensions.registry`."""
-    registry.register(name, fn, cache_seconds=cache_seconds)
-
-
-def widget_contributions_forget_on_commit(*, merchant_id: str, customer_ids, names=None) -> None:
-    """After commit, drop the cached widget contributions of these shoppers."""
-    customer_ids = sorted(set(customer_ids))
-    if customer_ids:
-        transaction.on_commit(lambda: registry.forget(merchant_id=merchant_id, customer_ids=customer_ids, names=names))
+    JSON-ready dict or None. A feature that reads the database per shopper gives `lookup`, an
+    SQL expression read with the shopper's row. See `apps.theme_extensions.registry`."""
+    registry.register(name, fn, lookup=lookup)
 
 
 def _content_caches_clear(merchant_id: str) -> None:
     """Drop every locale's cached content so the next storefront request rebuilds it."""
+    widget_content_forget_local(merchant_id)
     try:
         get_redis().delete(*(stream_name(merchant_id, content_key(merchant_id, locale)) for locale in LOCALES))
     except redis.RedisError as exc:

@@ -354,6 +354,10 @@ CELERY_BEAT_SCHEDULE["notifications-relay"] = {
 # `content:{merchant_id}:{locale}` before it is rebuilt from PostgreSQL; configuration changes
 # clear it at once.
 WIDGETS_CONTENT_TTL_SECONDS = float(env("WIDGETS_CONTENT_TTL_SECONDS", "60"))
+# What every storefront request reads about its shop (widget content, beta flags) is also kept
+# this long in each web process; a change made in a process is seen there at once, in the others
+# within this delay.
+STOREFRONT_LOCAL_CACHE_SECONDS = float(env("STOREFRONT_LOCAL_CACHE_SECONDS", "5"))
 # Rewards listed in the widgets (cheapest first).
 WIDGETS_CONTENT_REWARDS = int(env("WIDGETS_CONTENT_REWARDS", "10"))
 PROXY_RATE_LIMITS["widgets"] = env("PROXY_RATE_LIMIT_WIDGETS", "120/60")

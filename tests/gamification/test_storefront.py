@@ -141,13 +141,11 @@ def test_the_widgets_answer_carries_badges_streak_and_team(api, merchant, other_
     assert "Foreign" not in json.dumps(body)
 
 
-def test_an_uncached_widgets_request_reads_three_rows_whatever_the_shop_configured(
-    api, merchant, django_assert_max_num_queries
-):
-    """Speed (issue 9): for a shopper whose contributions are not cached, the widget answer costs
-    the customer lookup, one read of the shop's beta flags (gamification and wallet both ask) and
-    one query for the streak, team membership and badges together, with badges, a streak and a
-    storefront team; and says exactly what the per-piece selectors say."""
+def test_a_widgets_request_is_one_query_whatever_the_shop_configured(api, merchant, django_assert_max_num_queries):
+    """Speed (issue 9): once the web process knows the shop (its content, beta flags and whether
+    it has badges and teams), a shopper's widget answer is one query — the shopper's row with the
+    streak, team membership and badges — with badges, a streak and a storefront team; and says
+    exactly what the per-piece selectors say."""
     from apps.core.tenancy import merchant_scope
     from apps.gamification.leaderboard import leaderboard_rebuild
     from apps.gamification.models import TeamLeaderboard
@@ -168,9 +166,9 @@ def test_an_uncached_widgets_request_reads_three_rows_whatever_the_shop_configur
         merchant=merchant, customer=shopper, current_count=3, longest_count=4,
         last_period_date=datetime.now(UTC).date().replace(day=1),
     )  # fmt: skip
-    api.get(proxy_url(merchant, "widgets", customer_id="6002", locale="he"))  # warm the shop's content cache
+    api.get(proxy_url(merchant, "widgets", customer_id="6002", locale="he"))  # the process learns the shop
 
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(1):
         body = api.get(proxy_url(merchant, "widgets", locale="he")).json()
 
     mine = body["contributions"]["gamification"]
@@ -181,3 +179,18 @@ def test_an_uncached_widgets_request_reads_three_rows_whatever_the_shop_configur
         assert mine["teams"] == team_ranking(merchant=merchant, cycle=cycle, limit=5, locale="he")
     assert mine["team"]["rank"] == 1 and [t["score"] for t in mine["teams"]] == [9, 5, 2]
     assert len(mine["badges"]) == 12
+
+
+def test_a_badge_created_after_the_widget_was_shown_appears_at_once(api, merchant, other_merchant):
+    """The process's note that a shop has no badges (so the widget skips reading them) is
+    dropped when the shop saves its first badge."""
+    _foreign_shopper(other_merchant)
+    shopper = _shopper(merchant)
+    before = api.get(proxy_url(merchant, "widgets", locale="en")).json()["contributions"]["gamification"]
+
+    badge = make_badge(merchant, {"type": "first_purchase"}, name={"en": "First!"})
+    Achievement.objects.create(merchant=merchant, customer=shopper, badge_definition=badge, badge=badge.name)
+    after = api.get(proxy_url(merchant, "widgets", locale="en")).json()["contributions"]["gamification"]
+
+    assert before["badges"] == []
+    assert [b["name"] for b in after["badges"]] == ["First!"]

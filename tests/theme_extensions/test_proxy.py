@@ -3,15 +3,20 @@
 import json
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from apps.core.models import ProgramSettings
 from apps.core.redis import get_redis
+from apps.core.services import shopper_expression_get
 from apps.core.streams import stream_name
+from apps.core.tenancy import scopes_disabled
 from apps.theme_extensions import registry
 from apps.theme_extensions.experiments import variant_assign
 from apps.theme_extensions.models import WidgetEventCount
 from apps.theme_extensions.services import register_widget_contributor, theme_extension_configure
+from tests.factories import CustomerFactory
 
 from .conftest import OTHER_SHOP, SHOP, proxy_url
 
@@ -169,30 +174,61 @@ def test_registered_contributors_plug_in_and_a_failing_one_is_left_out(api, shop
     assert "broken" not in body["contributions"]
 
 
-def test_a_cached_contributor_runs_once_per_shopper_and_locale_until_forgotten(api, shopper):
+def test_a_contributor_lookup_is_read_with_the_shopper_in_one_query(api, shopper, other_merchant):
+    """A contributor's per-shopper SQL rides on the shopper lookup: a widget request makes one
+    query, and the value equals what the contributor reads for itself without it."""
+    CustomerFactory(merchant=shopper.merchant, shopify_customer_id="6002")
+    CustomerFactory(merchant=other_merchant["merchant"], shopify_customer_id="6003")  # not counted
     calls = []
 
-    def slow(*, merchant, customer, locale):
-        calls.append(locale)
-        return {"seen": len(calls)}
+    def lookup(merchant):
+        sql = "SELECT count(*) FROM users v WHERE v.merchant_id = %(orders_merchant)s AND v.id <> u.id"
+        return sql, {"orders_merchant": merchant.pk}
 
-    register_widget_contributor("slow", slow, cache_seconds=60)
+    def others(*, merchant, customer, locale, looked_up=None):
+        calls.append(looked_up)
+        if looked_up is None:
+            sql, params = lookup(merchant)
+            looked_up = shopper_expression_get(customer=customer, sql=sql, params=params)
+        return {"other_shoppers": looked_up, "locale": locale}
+
+    register_widget_contributor("orders", others, lookup=lookup)
     try:
-        first = api.get(proxy_url("widgets", customer_id="6001", locale="de")).json()
-        again = api.get(proxy_url("widgets", customer_id="6001", locale="de")).json()
-        other_locale = api.get(proxy_url("widgets", customer_id="6001", locale="fr")).json()
-        registry.forget(merchant_id=shopper.merchant_id, customer_ids=[shopper.pk])
-        after_forget = api.get(proxy_url("widgets", customer_id="6001", locale="de")).json()
+        api.get(proxy_url("widgets", customer_id="6001", locale="de"))  # the shop and its content read once
+        with CaptureQueriesContext(connection) as queries:
+            body = api.get(proxy_url("widgets", customer_id="6001", locale="de")).json()
+        calls.clear()
+        with scopes_disabled():
+            direct = others(merchant=shopper.merchant, customer=shopper, locale="de")
     finally:
-        registry.unregister("slow")
+        registry.unregister("orders")
 
-    assert [b["contributions"]["slow"] for b in (first, again, other_locale, after_forget)] == [
-        {"seen": 1},
-        {"seen": 1},  # from the cache
-        {"seen": 2},
-        {"seen": 3},
-    ]
-    assert calls == ["de", "fr", "de"]
+    assert body["contributions"]["orders"] == direct == {"other_shoppers": 1, "locale": "de"}
+    assert calls == [None]  # read directly, without the lookup
+    # One query: the shopper's row with every contributor's lookup (gamification's too).
+    assert len(queries.captured_queries) == 1, [q["sql"][:80] for q in queries.captured_queries]
+    assert "also_orders" in queries.captured_queries[0]["sql"]
+    assert "also_gamification" in queries.captured_queries[0]["sql"]
+
+
+def test_a_lookup_whose_parameters_lack_the_contributor_name_is_left_out(api, shopper):
+    """Parameters of different contributors must not collide: a lookup naming another's is not
+    read with the shopper; its contributor reads for itself and the widget still answers."""
+    calls = []
+
+    def named(*, merchant, customer, locale, looked_up=None):
+        calls.append(looked_up)
+        return {"ok": True}
+
+    register_widget_contributor("named", named, lookup=lambda merchant: ("1", {"other_x": 1}))
+    try:
+        response = api.get(proxy_url("widgets", customer_id="6001", locale="de"))
+    finally:
+        registry.unregister("named")
+
+    assert response.status_code == 200
+    assert response.json()["contributions"]["named"] == {"ok": True}
+    assert calls == [None]
 
 
 def test_contributor_names_are_checked():

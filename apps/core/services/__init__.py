@@ -20,7 +20,7 @@ from .referrals import (
     referral_link_resolve,
     referral_resolver_register,
 )
-from .shoppers import customer_get_or_create_by_shopify_id
+from .shoppers import customer_get_or_create_by_shopify_id, shopper_expression_get
 from .staff import role_scopes_update, staff_member_get_or_create, staff_member_set_role
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "referral_link_resolve",
     "referral_resolver_register",
     "role_scopes_update",
+    "shopper_expression_get",
     "staff_member_get_or_create",
     "staff_member_set_role",
     "tier_for",
