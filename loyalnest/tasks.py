@@ -68,3 +68,21 @@ class LoyalNestTask(Task):
             request.retries or 0,
         )
         return True
+
+
+class TimeLimits:
+    """Celery task annotation (`CELERY_TASK_ANNOTATIONS`): a task's soft and hard time limits are
+    its own entry in `CELERY_TASK_TIME_LIMITS`, else those of the queue its route sends it to
+    (`CELERY_QUEUE_TIME_LIMITS`). Limits written on a task's decorator are kept."""
+
+    def annotate(self, task):
+        if task.soft_time_limit is not None or task.time_limit is not None:
+            return None
+        limits = settings.CELERY_TASK_TIME_LIMITS.get(task.name)
+        if limits is None:
+            queue = task.app.amqp.router.route({}, task.name)["queue"].name
+            limits = settings.CELERY_QUEUE_TIME_LIMITS.get(queue)
+        if limits is None:
+            return None
+        soft, hard = limits
+        return {"soft_time_limit": soft, "time_limit": hard}

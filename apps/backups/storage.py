@@ -15,8 +15,12 @@ class LocalDirectoryStorage:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as handle:
-            shutil.copyfileobj(reader, handle, 1024 * 1024)
+        try:
+            with open(partial, "wb") as handle:
+                shutil.copyfileobj(reader, handle, 1024 * 1024)
+        except BaseException:  # an error, or the task's time limit: no half-written file is left
+            partial.unlink(missing_ok=True)
+            raise
         os.replace(partial, path)
 
     def open(self, name: str):

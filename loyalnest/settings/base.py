@@ -540,6 +540,40 @@ CELERY_TASK_ROUTES = {
     "apps.multistore.*": {"queue": "shopify"},
     "apps.wallet.*": {"queue": "shopify"},
 }
+
+
+# Time limits, "soft,hard" seconds. At the soft limit the task gets SoftTimeLimitExceeded inside
+# its transaction (rolled back; earlier batches stay committed and the next run resumes after
+# them); at the hard limit the prefork pool kills the process (the message is acknowledged, not
+# redelivered). Per queue (env CELERY_TIME_LIMITS_<QUEUE>), and for the long jobs named below
+# their own; both stay under CELERY_VISIBILITY_TIMEOUT, or a task still running is delivered again
+# (production settings refuse to start otherwise).
+def _time_limits(name: str, default: str) -> tuple[float, float]:
+    soft, hard = (float(part) for part in env(f"CELERY_TIME_LIMITS_{name}", default).split(","))
+    return soft, hard
+
+
+CELERY_QUEUE_TIME_LIMITS = {
+    "default": _time_limits("DEFAULT", "300,360"),
+    # Under NOTIFICATIONS_LEASE_SECONDS (300): a send still running never outlives its lease.
+    "notifications": _time_limits("NOTIFICATIONS", "240,270"),
+    "analytics": _time_limits("ANALYTICS", "600,720"),
+    "shopify": _time_limits("SHOPIFY", "300,360"),
+}
+CELERY_TASK_TIME_LIMITS = {
+    # 13 s per 100,000-customer shop measured (docs/PERFORMANCE.md); room for shops 10× that.
+    "apps.rfm.tasks.rfm_nightly_task": _time_limits("RFM_NIGHTLY", "1200,1500"),
+    "apps.gamification.tasks.badge_backfill_task": _time_limits("BADGE_BACKFILL", "1200,1500"),
+    # Linking measured at ~2 ms per customer; reconciling reads every copy of a group.
+    "apps.multistore.tasks.shared_customers_link_task": _time_limits("MULTISTORE_BULK", "1200,1500"),
+    "apps.multistore.tasks.group_reconcile_task": _time_limits("MULTISTORE_BULK", "1200,1500"),
+    # Up to SHOPIFY_RECONCILE_MAX_PAGES GraphQL pages; the watermark advances after each page.
+    "apps.shopify.webhooks.tasks.orders_reconcile_task": _time_limits("ORDERS_RECONCILE", "900,1080"),
+    "apps.backups.tasks.backup_nightly_task": _time_limits("BACKUPS", "3000,3300"),
+    "apps.backups.tasks.backup_drill_task": _time_limits("BACKUPS", "3000,3300"),
+}
+# Sets each task's soft_time_limit / time_limit from the tables above (loyalnest/tasks.py).
+CELERY_TASK_ANNOTATIONS = ["loyalnest.tasks.TimeLimits"]
 # --- end of Operations
 
 # --- Backups (apps.backups): nightly encrypted pg_dump, 90 days by date, weekly restore drill

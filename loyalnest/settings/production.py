@@ -4,6 +4,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
 from .base import (
+    CELERY_QUEUE_TIME_LIMITS,
+    CELERY_TASK_TIME_LIMITS,
+    CELERY_VISIBILITY_TIMEOUT,
     DEMO_MODE,
     ENCRYPTION_KEYS,
     INSECURE_DEFAULT_ENCRYPTION_KEYS,
@@ -26,6 +29,11 @@ if SHOPIFY_API_BASE_URL:
     raise ImproperlyConfigured("SHOPIFY_API_BASE_URL is for tests and development only.")
 if DEMO_MODE:
     raise ImproperlyConfigured("DEMO_MODE must be off in production.")
+for _name, (_soft, _hard) in [*CELERY_QUEUE_TIME_LIMITS.items(), *CELERY_TASK_TIME_LIMITS.items()]:
+    if not 0 < _soft < _hard < CELERY_VISIBILITY_TIMEOUT:
+        raise ImproperlyConfigured(
+            f"Time limits of {_name}: need 0 < soft ({_soft}) < hard ({_hard}) < CELERY_VISIBILITY_TIMEOUT."
+        )
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,11 +1,13 @@
 """Encrypted backups, restore, the restore drill and erasure replay (RELIABILITY F1)."""
 
 import base64
+import io
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
 from apps.backups.crypto import BackupDecryptionError, decrypt_bytes, encrypt_bytes
 from apps.backups.models import ErasureRecord
@@ -187,3 +189,26 @@ def test_an_erasure_done_after_the_backup_is_reapplied_after_restore(backups, sc
     assert log == [("customer", merchant.pk, ada.pk)]
     assert Customer.objects.get(pk=ada.pk).email == ""
     assert PointsTransaction.objects.count() == 3
+
+
+def test_a_backup_cut_off_by_its_time_limit_leaves_no_file(tmp_path):
+    class CutOff(io.RawIOBase):
+        """A dump stream whose task hits its soft time limit after the first megabyte."""
+
+        sent = False
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            if self.sent:
+                raise SoftTimeLimitExceeded()
+            self.sent = True
+            buffer[:] = b"x" * len(buffer)
+            return len(buffer)
+
+    storage = LocalDirectoryStorage(tmp_path)
+    with pytest.raises(SoftTimeLimitExceeded):
+        storage.put("20261121T020000Z.dump", CutOff())
+
+    assert list(tmp_path.rglob("*")) == [] and storage.names() == []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
@@ -198,6 +199,8 @@ def webhook_delivery_process(*, merchant, delivery_id: str) -> str | None:
                     retry_at=None,
                 )
                 return status
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up, not the delivery's: rolled back, still `received`
         except Exception as exc:
             reason = _failure_reason(exc)
             return _record_failure(
@@ -312,6 +315,8 @@ def _orders_batch_process(*, merchant, delivery_ids: list[str]) -> bool:
                 if status == WebhookStatus.FAILED:
                     logger.warning("%s orders webhooks failed: %s", len(ids), reason)
         return True
+    except SoftTimeLimitExceeded:
+        raise  # out of time: the batch is rolled back, its deliveries stay `received`
     except Exception as exc:
         logger.info("orders webhooks batch of %s taken one at a time: %s", len(delivery_ids), _failure_reason(exc))
         return False
