@@ -9,6 +9,17 @@ from apps.core.api.views import HealthApi
 from apps.shopify.views import app_root
 
 urlpatterns = [
+    # The hottest paths first (URL resolution tries patterns in order): storefront calls through
+    # the app proxy and webhook deliveries.
+    path("proxy/v1/api/", include(("apps.theme_extensions.urls_proxy", "widgets"), namespace="widgets")),
+    path("proxy/v1/api/", include(("apps.shopify.storefront.urls", "proxy"), namespace="proxy")),
+    path(
+        "proxy/v1/api/",
+        include(("apps.gamification.api.urls_proxy", "gamification_proxy"), namespace="gamification_proxy"),
+    ),
+    path("proxy/v1/api/", include(("apps.wallet.api.urls_proxy", "wallet_proxy"), namespace="wallet_proxy")),
+    path("shopify/", include("apps.shopify.webhooks.urls")),
+    path("shopify/flow/", include("apps.shopify.flow.urls")),
     path("", app_root, name="app_root"),
     path("admin/", admin.site.urls),
     path("healthz", HealthApi.as_view(), name="healthz"),
@@ -38,15 +49,6 @@ urlpatterns = [
     path("slack/", include("apps.slack_community.urls_slack")),
     path("app/multi-store/", include("apps.multistore.urls")),
     path("app/", include("apps.shopify.urls")),
-    path("shopify/", include("apps.shopify.webhooks.urls")),
-    path("shopify/flow/", include("apps.shopify.flow.urls")),
-    path("proxy/v1/api/", include(("apps.shopify.storefront.urls", "proxy"), namespace="proxy")),
-    path("proxy/v1/api/", include(("apps.theme_extensions.urls_proxy", "widgets"), namespace="widgets")),
-    path(
-        "proxy/v1/api/",
-        include(("apps.gamification.api.urls_proxy", "gamification_proxy"), namespace="gamification_proxy"),
-    ),
-    path("proxy/v1/api/", include(("apps.wallet.api.urls_proxy", "wallet_proxy"), namespace="wallet_proxy")),
     path("wallet/", include("apps.wallet.urls_public")),
 ]
 

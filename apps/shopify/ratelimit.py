@@ -2,7 +2,8 @@
 
 A rate is written `"<requests>/<seconds>"` (`"120/60"`: 120 requests a minute). Each counter
 is one Redis key, `ratelimit:<merchant_id>:<bucket>:<who>:<window>`, incremented with INCR
-and given an expiry in the same round trip, so it disappears on its own after its window.
+and given an expiry by one Lua script for all of a request's counters (one command, one round
+trip), so it disappears on its own after its window.
 Keys carry the merchant id (B3). Shoppers' IP addresses are keyed by a keyed hash, never
 stored as such.
 
@@ -14,6 +15,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -58,20 +60,35 @@ def rate_limit_hit(*, merchant_id: str, counters: list[Counter], now: float | No
     Raises `redis.RedisError` when Redis cannot be reached.
     """
     now = time.time() if now is None else now
-    pipeline = get_redis().pipeline(transaction=False)
-    keys = []
+    keys, expiries, window_ends = [], [], []
     for counter in counters:
         window = counter.rate.window_seconds
         index = int(now // window)
-        key = f"ratelimit:{merchant_id}:{counter.bucket}:{counter.who}:{index}"
-        keys.append((counter, (index + 1) * window))
-        pipeline.incr(key)
-        # Re-arming the expiry on every hit is harmless: the window index is in the key.
-        pipeline.expire(key, window + 1)
-    results = pipeline.execute()
+        keys.append(f"ratelimit:{merchant_id}:{counter.bucket}:{counter.who}:{index}")
+        expiries.append(window + 1)
+        window_ends.append((index + 1) * window)
+    client = get_redis()
+    counts = _count_script(client)(keys=keys, args=expiries, client=client)
     waits = [
         window_end - now
-        for (counter, window_end), count in zip(keys, results[::2], strict=True)
+        for counter, window_end, count in zip(counters, window_ends, counts, strict=True)
         if int(count) > counter.rate.limit
     ]
     return max(waits) if waits else None
+
+
+# INCR every key and (re-)arm its expiry — harmless on every hit: the window index is in the key.
+_COUNT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[i])
+end
+return counts
+"""
+
+
+@lru_cache(maxsize=4)
+def _count_script(client):
+    """The counting script for this client (EVALSHA, loaded again if Redis lost it)."""
+    return client.register_script(_COUNT)
