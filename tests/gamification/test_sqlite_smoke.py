@@ -40,6 +40,13 @@ with merchant_scope(merchant):
     print("STREAK", Streak.objects.get(merchant=merchant).current_count)
     print("SCORE", TeamLeaderboard.objects.get(merchant=merchant, team_id=team.pk).score)
     print("RANKING", [(row["rank"], row["name"], row["score"]) for row in selectors.team_ranking(merchant=merchant, cycle=cycle)])
+    # The storefront widget's read: with the shopper lookup (the app proxy) and on its own.
+    from apps.core.services import customer_get_or_create_by_shopify_id
+    from apps.theme_extensions.registry import shopper_lookups
+    shopper = customer_get_or_create_by_shopify_id(merchant=merchant, shopify_customer_id="77", also=shopper_lookups(merchant))
+    for looked_up in (shopper.looked_up["gamification"], None):
+        widget = selectors.widget_contribution(merchant=merchant, customer=shopper, locale="en", looked_up=looked_up)
+        print("WIDGET", sorted(b["name"] for b in widget["badges"]), widget["streak"]["longest_count"])
 """
 
 
@@ -62,3 +69,5 @@ def test_gamification_runs_on_sqlite(tmp_path):
     assert lines["STREAK"] == "2"
     assert lines["SCORE"] == "100"
     assert lines["RANKING"] == "[(1, 'Red', 100)]"
+    widget_lines = [line for line in done.stdout.splitlines() if line.startswith("WIDGET ")]
+    assert widget_lines == ["WIDGET ['First', 'Two months'] 2"] * 2
