@@ -27,6 +27,15 @@ def _deliveries_key(task_id: str, retries: int) -> str:
 
 
 class LoyalNestTask(Task):
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None, **options):
+        # The time limits are the worker's (its CELERY_TIME_LIMITS_*, set on the task by
+        # `TimeLimits`): a limit in the message would override them (celery.worker.request), so the
+        # publisher's settings — web, beat, the worker of a retry — would decide, and a message
+        # queued before a change would keep the old ones. Only an explicit caller's limit is sent.
+        options.setdefault("time_limit", None)
+        options.setdefault("soft_time_limit", None)
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, **options)
+
     def __call__(self, *args, **kwargs):
         request = self.request
         if request.id and not request.is_eager and self._poisoned(request, kwargs):

@@ -23,11 +23,14 @@ def queued_task_names() -> list[str]:
     return [message["headers"]["task"] for message in queued_messages()]
 
 
-def worker_command(queues: str = ALL_QUEUES, *, hostname: str | None = None) -> list[str]:
-    """argv of a real test worker: one process (-P solo) on `queues`, quiet on the network."""
+def worker_command(queues: str = ALL_QUEUES, *, hostname: str | None = None, pool: str = "solo") -> list[str]:
+    """argv of a real test worker on `queues`, quiet on the network: one process (-P solo), or
+    with `pool="prefork"` the production pool with one child (the pool that enforces time limits)."""
     import sys
 
-    command = [sys.executable, "-m", "celery", "-A", "loyalnest", "worker", "-P", "solo", "-Q", queues]
+    command = [sys.executable, "-m", "celery", "-A", "loyalnest", "worker", "-P", pool, "-Q", queues]
+    if pool == "prefork":
+        command += ["-c", "1"]
     if hostname:
         command += ["-n", hostname]
     return [*command, "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"]

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 
 from loyalnest.celery import app as celery_app
+from tests.celery_queues import queued_messages
 from tests.core.test_configuration import _check_deploy, _production_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,21 @@ def test_limits_come_from_the_task_queue_unless_the_task_has_its_own():
         assert tasks[name].time_limit > settings.CELERY_QUEUE_TIME_LIMITS[queue][1]
     # Shorter than the notification lease: a send still running never has its rows handed out again.
     assert settings.CELERY_QUEUE_TIME_LIMITS["notifications"][1] < settings.NOTIFICATIONS_LEASE_SECONDS
+
+
+def test_a_published_message_carries_no_time_limit_so_the_worker_applies_its_own():
+    """Celery runs a message with the limits it carries over the worker's: the publisher's settings
+    would win (tests/faults/test_time_limit_faults.py runs the worker's)."""
+    from apps.shopify.webhooks.tasks import webhook_inbox_drain_task
+
+    assert webhook_inbox_drain_task.time_limit  # the publisher has limits of its own
+    webhook_inbox_drain_task.apply_async(kwargs={"merchant_id": "mer_x"})
+    webhook_inbox_drain_task.apply_async(kwargs={"merchant_id": "mer_y"}, time_limit=9, soft_time_limit=5)
+
+    assert [message["headers"]["timelimit"] for message in reversed(queued_messages())] == [
+        [None, None],
+        [9, 5],  # a caller's explicit limits are kept
+    ]
 
 
 def _limits_in_a_process(**env) -> subprocess.CompletedProcess:

@@ -65,7 +65,8 @@ def publishing_to(broker_url: str):
 class Worker:
     """One real worker process on every workload queue, on the given broker (and Redis)."""
 
-    def __init__(self, name: str, redis_url: str, **env):
+    def __init__(self, name: str, redis_url: str, *, pool: str = "solo", **env):
+        self.pool = pool
         self.log_path = ROOT / "var" / f"test-faults-worker-{name}.log"
         self.name = name
         self.env = {
@@ -82,7 +83,7 @@ class Worker:
         self.log_path.parent.mkdir(exist_ok=True)
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            worker_command(hostname=f"{self.name}@%h"),
+            worker_command(hostname=f"{self.name}@%h", pool=self.pool),
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
