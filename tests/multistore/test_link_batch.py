@@ -217,7 +217,7 @@ def _fresh_customers(stores, prefix, count, points=10):
 
 
 def _linking_statements(group, batch):
-    """Statements of one linking run, with the reads that find the candidates left out."""
+    """The SQL of one linking run, finding the candidates included."""
     with CaptureQueriesContext(connection) as queries:
         report = shared_customers_link(group=group, batch=batch)
     return report, [q["sql"] for q in queries.captured_queries]
