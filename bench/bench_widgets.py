@@ -41,6 +41,11 @@ def add_arguments(parser):
     group.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     group.add_argument("--keep", action="store_true", help="reuse the benchmark database when it exists")
     group.add_argument("--baseline", action="store_true", help="also measure a bare DRF view reading one customer row")
+    group.add_argument(
+        "--gamified",
+        action="store_true",
+        help="the shop also has badges (two earned by every third shopper) and streaks (every second shopper)",
+    )
     group.add_argument("--seconds", type=float, default=10.0, help="how long wrk sends per repetition")
     group.add_argument("--distinct-shoppers", type=int, default=5000, help="signed URLs per repetition")
     group.add_argument(
@@ -95,6 +100,24 @@ with scopes_disabled():
             Customer.objects.bulk_create(batch)
             batch = []
     Customer.objects.bulk_create(batch)
+"""
+
+GAMIFIED_SETUP = """
+from datetime import date
+from apps.core.models import Customer, Merchant
+from apps.core.tenancy import scopes_disabled
+from apps.gamification.models import Achievement, Badge, Streak
+with scopes_disabled():
+    m = Merchant.objects.get(shop_domain={shop!r})
+    badges = [Badge.objects.create(merchant=m, name={{"en": f"Badge {{n}}"}}, icon="star",
+                                   rule={{"type": "order_count", "count": n + 1}}) for n in range(3)]
+    ids = list(Customer.objects.filter(merchant=m).order_by("shopify_customer_id").values_list("pk", flat=True))
+    Achievement.objects.bulk_create(
+        [Achievement(merchant=m, customer_id=pk, badge_definition=badge, badge=badge.name)
+         for pk in ids[::3] for badge in badges[:2]], batch_size=5000)
+    Streak.objects.bulk_create(
+        [Streak(merchant=m, customer_id=pk, current_count=2, longest_count=3, last_period_date=date.today().replace(day=1))
+         for pk in ids[::2]], batch_size=5000)
 """
 
 
@@ -217,19 +240,25 @@ def _bare_path(customer_id: int) -> str:
 
 
 def run(args) -> dict:
+    global DATABASE
+    if args.gamified:
+        DATABASE = "loyalnest_bench_widgets_gamified"
     workers = f"{args.web_workers} {args.worker_class} workers" + (
         f" × {args.threads} threads" if args.threads > 1 else ""
     )
     figures: dict = {
         "command": "python bench/run.py widgets --repeat=3",
         "setup": f"{args.customers:,} customers, gunicorn {workers}, wrk {args.connections} "
-        f"connections for {args.seconds:g} s, DB_CONN_MAX_AGE=600, signature + rate limits + Redis content cache",
+        f"connections for {args.seconds:g} s, DB_CONN_MAX_AGE=600, signature + rate limits + Redis content cache"
+        + (", badges and streaks" if args.gamified else ""),
     }
     keep = _database_ready(args)
     try:
         if not keep:
             _manage(args, "migrate", "--verbosity=0")
             _manage(args, "shell", "-c", SETUP.format(shop=SHOP, customers=args.customers))
+            if args.gamified:
+                _manage(args, "shell", "-c", GAMIFIED_SETUP.format(shop=SHOP))
         redis.Redis.from_url(args.redis_url).flushdb()
         if args.baseline:
             _serve_and_measure(args, figures, "bench.baseline.wsgi", _bare_path, "bare DRF view: ")
