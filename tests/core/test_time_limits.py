@@ -11,7 +11,6 @@ import pytest
 from django.conf import settings
 
 from loyalnest.celery import app as celery_app
-from tests.celery_queues import queued_messages
 from tests.core.test_configuration import _check_deploy, _production_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,14 +49,28 @@ def test_limits_come_from_the_task_queue_unless_the_task_has_its_own():
 
 def test_a_published_message_carries_no_time_limit_so_the_worker_applies_its_own():
     """Celery runs a message with the limits it carries over the worker's: the publisher's settings
-    would win (tests/faults/test_time_limit_faults.py runs the worker's)."""
+    would win (tests/faults/test_time_limit_faults.py runs the worker's). The headers are read as
+    they are published (`before_task_publish`): the suite's worker may take a message off the
+    broker before the test could look at it."""
+    from celery.signals import before_task_publish
+
     from apps.shopify.webhooks.tasks import webhook_inbox_drain_task
 
-    assert webhook_inbox_drain_task.time_limit  # the publisher has limits of its own
-    webhook_inbox_drain_task.apply_async(kwargs={"merchant_id": "mer_x"})
-    webhook_inbox_drain_task.apply_async(kwargs={"merchant_id": "mer_y"}, time_limit=9, soft_time_limit=5)
+    published = []
 
-    assert [message["headers"]["timelimit"] for message in reversed(queued_messages())] == [
+    def capture(sender=None, headers=None, **kwargs):
+        if sender == webhook_inbox_drain_task.name:
+            published.append(headers["timelimit"])
+
+    before_task_publish.connect(capture, weak=False)
+    try:
+        assert webhook_inbox_drain_task.time_limit  # the publisher has limits of its own
+        webhook_inbox_drain_task.apply_async(kwargs={"merchant_id": "mer_x"})
+        webhook_inbox_drain_task.apply_async(kwargs={"merchant_id": "mer_y"}, time_limit=9, soft_time_limit=5)
+    finally:
+        before_task_publish.disconnect(capture)
+
+    assert [list(limits) for limits in published] == [
         [None, None],
         [9, 5],  # a caller's explicit limits are kept
     ]
