@@ -30,9 +30,7 @@ def _fresh_process_caches():
     """What web processes keep a few seconds (shop → merchant, widget content, beta flags) starts
     empty in every test; within a test it behaves as in production."""
     from apps.core import local_cache
-    from apps.shopify.shops import shops
 
-    shops.clear()
     local_cache.clear_all()
     yield
 

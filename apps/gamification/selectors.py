@@ -287,11 +287,11 @@ def widget_lookup(merchant) -> tuple[str, dict]:
     """The widget's per-shopper SQL expression and its parameters (the contributor's `lookup`)."""
     cycle = current_cycle(merchant=merchant)
     teams, badges = _widget_shape(merchant, cycle)
-    params = {"gamification_merchant": merchant.pk, "gamification_badges": WIDGET_BADGES}
+    params = {"gamification_merchant": merchant.pk}
     if teams:
         params["gamification_cycle"] = cycle
-    if not badges:
-        del params["gamification_badges"]
+    if badges:
+        params["gamification_badges"] = WIDGET_BADGES
     return _widget_sql(teams=teams, badges=badges), params
 
 

@@ -7,36 +7,30 @@ a request does to its merchant object leaks into the next request. A shop erased
 """
 
 import copy
-import time
 
+from apps.core.local_cache import LocalCache
 from apps.core.models import Merchant
 
 SHOP_CACHE_SECONDS = 30.0
-MAX_ENTRIES = 10_000
 
 
 class ShopDirectory:
     def __init__(self, ttl: float = SHOP_CACHE_SECONDS):
-        self.ttl = ttl
-        self.entries: dict[str, tuple[Merchant, float]] = {}
+        self.entries = LocalCache(ttl=ttl)
 
     def merchant(self, shop_domain: str) -> Merchant | None:
         """The merchant of a verified shop domain, installed or not (None when unknown)."""
-        now = time.monotonic()
-        cached = self.entries.get(shop_domain)
-        if cached is not None and cached[1] > now:
-            return copy.copy(cached[0])
-        merchant = Merchant.objects.filter(shop_domain=shop_domain).order_by()[:1]
-        merchant = merchant[0] if merchant else None
-        if merchant is not None:
-            if len(self.entries) >= MAX_ENTRIES:
-                self.entries.clear()
-            self.entries[shop_domain] = (merchant, now + self.ttl)
-            return copy.copy(merchant)
-        return None
+        merchant = self.entries.get(shop_domain)
+        if merchant is None:
+            found = Merchant.objects.filter(shop_domain=shop_domain).order_by()[:1]
+            if not found:
+                return None
+            merchant = found[0]
+            self.entries.put(shop_domain, merchant)
+        return copy.copy(merchant)
 
     def forget(self, shop_domain: str) -> None:
-        self.entries.pop(shop_domain, None)
+        self.entries.forget(shop_domain)
 
     def clear(self) -> None:
         self.entries.clear()
