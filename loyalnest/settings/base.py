@@ -105,6 +105,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Same backend, with a health check that costs no round trip per request (apps/core/db).
+    DATABASES["default"]["ENGINE"] = "apps.core.db.postgresql"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Web server, worker and beat share one file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
