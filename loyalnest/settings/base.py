@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.RequestSizeLimitMiddleware",
+    # App-proxy requests (/proxy/) leave the stack here: what follows serves browsers.
+    "apps.core.middleware.StorefrontRouterMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -70,6 +72,9 @@ MIDDLEWARE = [
     "apps.shopify.middleware.FrameAncestorsMiddleware",
     "apps.core.middleware.AdminScopesMiddleware",
 ]
+
+# What app-proxy requests pass through after StorefrontRouterMiddleware (apps.core.middleware).
+STOREFRONT_MIDDLEWARE: list[str] = []
 
 AUTHENTICATION_BACKENDS = [
     "rules.permissions.ObjectPermissionBackend",
