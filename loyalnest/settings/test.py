@@ -11,6 +11,8 @@ DATABASES["default"] = dj_database_url.parse(
     env("TEST_DATABASE_URL", env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loyalnest")),
     conn_max_age=0,
 )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "apps.core.db.postgresql"  # as in production (base.py)
 REDIS_URL = env("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 CACHES = {
     "default": {
