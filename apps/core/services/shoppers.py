@@ -59,12 +59,13 @@ def customer_get_or_create_by_shopify_id(
     here has none (`{}`). Expressions come from code, never from a request; values are bound.
     """
     # The storefront's hottest query, once per app-proxy request: one fixed statement on the
-    # unique (merchant, shopify_customer_id) key, read with a plain cursor.
+    # unique (merchant, shopify_customer_id) key, read with a plain cursor — prepared on
+    # PostgreSQL (apps.core.db.postgresql), where planning it cost more than running it.
     also = also or {}
     params = {"merchant": merchant.pk, "shopify_customer_id": shopify_customer_id}
     for _sql, extra in also.values():
         params.update(extra)
-    with connection.cursor() as cursor:
+    with getattr(connection, "prepared_cursor", connection.cursor)() as cursor:
         cursor.execute(_lookup_sql({name: sql for name, (sql, _params) in also.items()}), params)
         row = cursor.fetchone()
     if row is not None:
