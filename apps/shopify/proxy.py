@@ -38,6 +38,7 @@ from rest_framework.exceptions import Throttled
 from apps.core import errors
 from apps.core.api.base import ApiView
 from apps.core.api.permissions import HasScope
+from apps.core.api.renderers import StorefrontJSONRenderer
 from apps.core.rbac import ShopperPrincipal
 from apps.core.services import customer_get_or_create_by_shopify_id
 from apps.core.tenancy import merchant_scope
@@ -164,6 +165,7 @@ class ShopperApiView(ApiView):
 
     authentication_classes = [AppProxyAuthentication]
     permission_classes = [ShopperScope]
+    renderer_classes = [StorefrontJSONRenderer]
     required_scope = "customer:frontend"
     rate_limit_group = "storefront"
     rate_limit_fail_open: bool | None = None  # None: open for GET/HEAD/OPTIONS, closed otherwise
