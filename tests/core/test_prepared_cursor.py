@@ -52,3 +52,21 @@ def test_the_shopper_lookup_is_prepared(merchant, other_merchant):
     assert (second.merchant_id, second.points_balance) == (other.pk, 7)
     lookups = [s for s in prepared_statements() if "u.shopify_customer_id = $" in s]
     assert len(lookups) == 1  # one plan, both shops
+
+
+def test_the_lookup_leaves_the_timestamps_for_later_and_they_still_read_and_save(merchant, django_assert_num_queries):
+    from apps.core.models import Customer
+    from apps.core.services import points_earn
+
+    stored = CustomerFactory(merchant=merchant, shopify_customer_id="6001")
+    with merchant_scope(merchant):
+        with django_assert_num_queries(1):
+            customer = customer_get_or_create_by_shopify_id(merchant=merchant, shopify_customer_id="6001")
+        assert customer.get_deferred_fields() == {"created_at", "updated_at", "last_order_at", "redacted_at"}
+        with django_assert_num_queries(1):
+            assert customer.created_at == stored.created_at  # read on first access
+        points_earn(merchant=merchant, customer=customer, points=50, idempotency_key="deferred-earn")
+
+    row = Customer.objects.get(pk=stored.pk)
+    assert row.points_balance == stored.points_balance + 50
+    assert row.updated_at > stored.updated_at
