@@ -48,22 +48,51 @@ def summarise(value):
     return value
 
 
-def main(argv=None) -> int:
-    names = [arg for arg in (argv if argv is not None else sys.argv[1:]) if not arg.startswith("-")]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser(description: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(available())})")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per benchmark (median reported)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def _module_args(name: str, module, argv: list[str], names: list[str]):
+    """Each benchmark reads its own options (two may define the same one with other defaults)."""
+    parser = _parser()
+    if hasattr(module, "add_arguments"):
+        module.add_arguments(parser)
+    args, unknown = parser.parse_known_args(argv)
+    args.names = names
+    return args, unknown
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A benchmark's name, not an option's value (`--worker-class gthread`).
+    names = [arg for arg in argv if not arg.startswith("-") and arg in available()]
     modules = {name: load(name) for name in (names or available())}
-    for module in modules.values():
-        if hasattr(module, "add_arguments"):
-            module.add_arguments(parser)
-    args = parser.parse_args(argv)
+    if "-h" in argv or "--help" in argv:
+        print(_parser(__doc__).format_help())
+        for name, module in modules.items():
+            if hasattr(module, "add_arguments"):
+                parser = argparse.ArgumentParser(prog=f"run.py {name}", add_help=False)
+                module.add_arguments(parser)
+                print(parser.format_help())
+        return 0
+    parsed, unknown_to_all = {}, None
+    for name, module in modules.items():
+        args, unknown = _module_args(name, module, argv, names)
+        parsed[name] = args
+        unknown_to_all = set(unknown) if unknown_to_all is None else unknown_to_all & set(unknown)
+    stray = sorted(arg for arg in unknown_to_all or () if arg.startswith("-"))
+    if stray:
+        raise SystemExit(f"unknown options: {' '.join(stray)}")
+    args = next(iter(parsed.values()))
     results = {"machine": machine()}
     print(f"# {results['machine']}", flush=True)
     for name, module in modules.items():
         print(f"## {name}", flush=True)
-        figures = {key: summarise(value) for key, value in module.run(args).items()}
+        figures = {key: summarise(value) for key, value in module.run(parsed[name]).items()}
         results[name] = figures
         if not args.json:
             for key, value in figures.items():
