@@ -1,5 +1,6 @@
 """Reads of the wallet feature."""
 
+import functools
 from datetime import timedelta
 
 from django.db.models import Count, Q
@@ -55,16 +56,27 @@ def wallet_pass_failed_list(*, merchant, limit: int = 10) -> list[WalletPass]:
 def wallet_links_for_widget(*, merchant, customer, locale: str) -> dict | None:
     """The storefront buttons' data (the rewards panel): endpoints and accessible labels. Google's
     button is listed only with the store's `google_wallet` beta flag (its exports need it)."""
+    if customer is None:
+        return None
+    google = beta_feature_enabled_in_request(merchant, "google_wallet")
+    buttons = [dict(button) for button in _button_labels(locale)]
+    return {
+        "export_path": "/apps/loyalnest/v1/api/wallet/export",
+        "method": "POST",
+        "buttons": buttons if google else buttons[:1],
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _button_labels(locale: str) -> tuple[dict, ...]:
+    """The buttons' texts in a locale, translated once per process (every widget request shows them)."""
     from django.utils.translation import gettext as _
     from django.utils.translation import override
 
     from apps.core.locales import django_language
 
-    if customer is None:
-        return None
-    google = beta_feature_enabled_in_request(merchant, "google_wallet")
     with override(django_language(locale)):
-        buttons = [
+        return (
             {
                 "wallet_type": "apple",
                 "text": _("Add to Apple Wallet"),
@@ -75,9 +87,4 @@ def wallet_links_for_widget(*, merchant, customer, locale: str) -> dict | None:
                 "text": _("Save to Google Wallet"),
                 "aria_label": _("Export loyalty balance to Google Wallet"),
             },
-        ]
-        return {
-            "export_path": "/apps/loyalnest/v1/api/wallet/export",
-            "method": "POST",
-            "buttons": buttons if google else buttons[:1],
-        }
+        )

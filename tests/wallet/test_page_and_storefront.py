@@ -75,6 +75,18 @@ def test_widgets_answer_carries_the_wallet_buttons_with_the_seeds_aria_label(
 
 
 @pytest.mark.django_db
+def test_the_wallet_buttons_speak_each_requests_locale(api, merchant, other_merchant, shopper, google_wallet_beta):
+    labels = {}
+    for locale in ("fr", "en", "ar", "fr"):
+        body = api.get(f"/proxy/v1/api/widgets?{proxy_signed_query(SHOP, '7001', locale=locale)}").json()
+        labels.setdefault(locale, []).append(body["contributions"]["wallet"]["buttons"][0]["text"])
+
+    assert labels["en"] == ["Add to Apple Wallet"]
+    assert labels["fr"][0] == labels["fr"][1] != "Add to Apple Wallet"  # translated, and the same again
+    assert labels["ar"][0] not in (labels["en"][0], labels["fr"][0])
+
+
+@pytest.mark.django_db
 def test_key_rotation_re_encrypts_pass_data_and_tokens(settings, merchant, other_merchant):
     old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
     existing = settings.ENCRYPTION_KEYS  # the fixtures' Shopify tokens are under it
