@@ -215,6 +215,34 @@ def _serve(args, application: str, check_path: str):
     return server
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by each process group that serves a request.
+
+    The machine's speed varies from one minute to the next (the same code's requests/s moved by
+    a fourth within one run), so each repetition also says what a request cost each process:
+    that, and the bare view measured in the same run, is what to compare across runs.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = b" ".join(command).decode(errors="replace")
+        group = next(
+            (label for label, needle in CPU_GROUPS if name.startswith(needle) or f" {needle}" in name[:120]), None
+        )
+        if group:
+            used[group] = used.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+# (figure label, what its processes' command lines start with or contain)
+CPU_GROUPS = (("web", "-m gunicorn"), ("postgresql", "postgres"), ("redis", "redis-server"))
+
+
 def _measure(args, figures: dict, prefix: str, paths_for) -> None:
     rng = random.Random(6)
     for _ in range(args.repeat):
@@ -222,7 +250,14 @@ def _measure(args, figures: dict, prefix: str, paths_for) -> None:
         paths = paths_for(shoppers)  # fresh timestamps (90 s window)
         for path in paths[:50]:
             _ok(path)  # warm every worker's connections and the content cache
-        for metric, value in _wrk(args, paths).items():
+        before = _cpu_seconds()
+        results = _wrk(args, paths)
+        after = _cpu_seconds()
+        requests = results["requests/s"] * args.seconds
+        for group, _needle in CPU_GROUPS:
+            spent = after.get(group, 0.0) - before.get(group, 0.0)
+            results[f"{group} CPU ms/request"] = round(1000 * spent / requests, 3) if requests else None
+        for metric, value in results.items():
             figures.setdefault(f"{prefix}{metric}", []).append(value)
 
 
