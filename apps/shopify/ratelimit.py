@@ -17,6 +17,8 @@ to ~110 µs of CPU (timeit, 20,000 calls, loopback Redis). The connection is sti
 from the shared client's pool settings (host, db, password, timeouts, TLS) and made again after
 a fork or when `settings.REDIS_URL` names another server (`loyalnest-ratelimit` in CLIENT LIST).
 
+`rate_limit_send` sends the count and returns at once; its `.wait()` reads the answer, so the
+storefront waits for Redis while PostgreSQL finds the shopper (`rate_limit_hit` does both).
 `rate_limit_hit` raises `redis.RedisError` when Redis is unreachable: the caller decides
 whether to serve the request anyway (reads) or refuse it (point redemptions). Before sending,
 a connection the server has closed (Redis restarted, `CLIENT KILL`) is noticed without a round
@@ -77,6 +79,17 @@ def rate_limit_hit(*, merchant_id: str, counters: list[Counter], now: float | No
 
     Raises `redis.RedisError` when Redis cannot be reached.
     """
+    return rate_limit_send(merchant_id=merchant_id, counters=counters, now=now).wait()
+
+
+def rate_limit_send(*, merchant_id: str, counters: list[Counter], now: float | None = None) -> "PendingHit":
+    """Send the count without waiting for Redis's answer: `.wait()` reads it (what
+    `rate_limit_hit` returns). In between, the caller can wait on something else, such as the
+    storefront's shopper lookup in PostgreSQL, so a request waits for one answer instead of
+    two in a row. A caller that gives up before `.wait()` calls `.discard()`.
+
+    Raises `redis.RedisError` when Redis cannot be reached (nothing was counted then).
+    """
     now = time.time() if now is None else now
     keys, expiries, window_ends = [], [], []
     for counter in counters:
@@ -85,13 +98,54 @@ def rate_limit_hit(*, merchant_id: str, counters: list[Counter], now: float | No
         keys.append(f"ratelimit:{merchant_id}:{counter.bucket}:{counter.who}:{index}")
         expiries.append(window + 1)
         window_ends.append((index + 1) * window)
-    counts = _count(keys=keys, expiries=expiries)
-    waits = [
-        window_end - now
-        for counter, window_end, count in zip(counters, window_ends, counts, strict=True)
-        if int(count) > counter.rate.limit
-    ]
-    return max(waits) if waits else None
+    command = ("EVALSHA", _COUNT_SHA, len(keys), *keys, *expiries)
+    connection = _connection(get_redis())
+    try:
+        _send(connection, command)
+    except redis.RedisError:
+        connection.disconnect()
+        raise
+    return PendingHit(connection, command, counters, window_ends, now)
+
+
+class PendingHit:
+    """A count sent to Redis whose answer has not been read yet (`rate_limit_send`)."""
+
+    __slots__ = ("_command", "_connection", "_counters", "_now", "_window_ends")
+
+    def __init__(self, connection, command, counters, window_ends, now):
+        self._connection, self._command = connection, command
+        self._counters, self._window_ends, self._now = counters, window_ends, now
+
+    def wait(self) -> float | None:
+        """Seconds to wait when a counter is over its rate, else None. Raises `redis.RedisError`."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            raise RuntimeError("this count was already read or discarded")
+        try:
+            try:
+                counts = connection.read_response()
+            except redis.exceptions.NoScriptError:
+                # Redis lost the script (restart, SCRIPT FLUSH): nothing was counted; load and run it.
+                _round_trip(connection, ("SCRIPT", "LOAD", _COUNT))
+                counts = _round_trip(connection, self._command)
+        except redis.RedisError:
+            # The reply may be half read or the socket dead: start the next call on a new one.
+            connection.disconnect()
+            raise
+        waits = [
+            window_end - self._now
+            for counter, window_end, count in zip(self._counters, self._window_ends, counts, strict=True)
+            if int(count) > counter.rate.limit
+        ]
+        return max(waits) if waits else None
+
+    def discard(self) -> None:
+        """Give up on the answer (the count stands): the connection is closed, as its unread
+        reply would otherwise be taken for the next command's."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
 
 
 # INCR every key and (re-)arm its expiry — harmless on every hit: the window index is in the key.
@@ -132,24 +186,14 @@ class _ThreadConnection:
             self.connection.disconnect()
 
 
-def _count(*, keys: list[str], expiries: list[int]) -> list[int]:
-    """Run the counting script on this thread's connection; load it again if Redis lost it."""
-    connection = _connection(get_redis())
-    command = ("EVALSHA", _COUNT_SHA, len(keys), *keys, *expiries)
-    try:
-        try:
-            return _round_trip(connection, command)
-        except redis.exceptions.NoScriptError:
-            _round_trip(connection, ("SCRIPT", "LOAD", _COUNT))
-            return _round_trip(connection, command)
-    except redis.RedisError:
-        # The reply may be half read or the socket dead: start the next call on a new one.
-        connection.disconnect()
-        raise
-
-
 def _round_trip(connection: redis.Connection, command: tuple) -> object:
     """Send one command and read its reply, on a fresh socket if the server closed ours."""
+    _send(connection, command)
+    return connection.read_response()
+
+
+def _send(connection: redis.Connection, command: tuple) -> None:
+    """Send one command, on a fresh socket if the server closed ours."""
     if connection.is_connected:
         # Readable before we have asked anything: closed by the server (EOF or reset), or
         # stray bytes. Nothing was sent yet, so reconnecting cannot count a request twice.
@@ -161,7 +205,6 @@ def _round_trip(connection: redis.Connection, command: tuple) -> object:
             connection.disconnect()
     # No PING health check: the readiness test above finds what it would, without a round trip.
     connection.send_command(*command, check_health=False)
-    return connection.read_response()
 
 
 def _connection(client: redis.Redis) -> redis.Connection:

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from apps.core import redis as core_redis
-from apps.shopify.ratelimit import CONNECTION_NAME, Counter, Rate, rate_limit_hit
+from apps.shopify.ratelimit import CONNECTION_NAME, Counter, Rate, rate_limit_hit, rate_limit_send
 
 START = 1_800_000_000.0  # a window boundary for 60- and 3600-second windows
 PER_SHOPPER = Counter(bucket="storefront", who="cus_6001", rate=Rate.parse("3/60"))
@@ -69,6 +69,47 @@ def test_both_counters_land_in_redis_in_one_call_with_their_expiry():
     assert 3600 <= client.ttl(f"ratelimit:m-alpha:shop:all:{hour}") <= 3601
     # The third request is the last allowed, the fourth waits for the minute's end.
     assert hit() is None
+    assert hit() == 55.0
+
+
+def test_a_count_sent_now_and_read_later_is_one_hit():
+    """The storefront sends its count, reads the shopper from PostgreSQL, then reads the answer."""
+    pending = rate_limit_send(merchant_id="m-alpha", counters=[PER_SHOPPER, PER_SHOP], now=START + 5)
+    core_redis.get_redis().set("meanwhile", "1")  # other Redis work in between, on the shared client
+
+    assert pending.wait() is None
+    assert set(stored_counts().values()) == {"1"}
+    with pytest.raises(RuntimeError):
+        pending.wait()  # an answer is read once
+    assert [hit(), hit(), hit()] == [None, None, 55.0]
+
+
+def test_a_discarded_count_stands_and_the_next_call_reads_its_own_answer():
+    hit()
+    (before,) = counting_connection_ids()
+
+    rate_limit_send(merchant_id="m-alpha", counters=[PER_SHOPPER, PER_SHOP], now=START + 5).discard()
+
+    assert hit() is None  # not the discarded count's answer: that one would say 2, this is 3
+    assert set(stored_counts().values()) == {"3"}
+    assert hit() == 55.0
+    (after,) = counting_connection_ids()
+    assert after != before
+
+
+def test_a_count_left_unread_is_not_taken_for_the_next_answer():
+    """A caller that neither waits nor discards (a bug) costs a reconnection, never a wrong answer."""
+    hit()
+    rate_limit_send(merchant_id="m-alpha", counters=[PER_SHOPPER, PER_SHOP], now=START + 5)
+    deadline = time.monotonic() + 2  # the unread answer arrives
+    client = core_redis.get_redis()
+    while (
+        client.get(f"ratelimit:m-alpha:storefront:cus_6001:{int(START // 60)}") != "2" and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+
+    assert hit() is None
+    assert set(stored_counts().values()) == {"3"}
     assert hit() == 55.0
 
 

@@ -149,6 +149,31 @@ def test_events_are_rate_limited(api, merchant):
     assert WidgetEventCount.objects.get(merchant=merchant).count == 2
 
 
+def test_any_accept_header_gets_json(api, shopper):
+    response = api.get(proxy_url("widgets", customer_id="6001"), HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["shopper"]["points_balance"] == 800
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_shopper_lookup_still_reads_or_drops_its_rate_limit_answer(api, shopper):
+    """The count goes to Redis before the shopper is read from PostgreSQL; when that read fails,
+    the request is answered 503, the count stands, and the next request reads its own answer."""
+    register_widget_contributor("failing", lambda **kwargs: None, lookup=lambda merchant: ("1 / 0", {}))
+    try:
+        failed = api.get(proxy_url("widgets", customer_id="6001"))
+    finally:
+        registry.unregister("failing")
+    with override_settings(PROXY_RATE_LIMITS={"storefront": "100/60", "widgets": "2/60"}):
+        codes = [api.get(proxy_url("widgets", customer_id="6001")).status_code for _ in range(2)]
+
+    assert failed.status_code == 503, failed.json()
+    assert failed.json()["error"]["code"] == "service_unavailable"
+    assert codes == [200, 429]  # the failed request was counted: 2 of 2 used by the first of these
+
+
 def test_registered_contributors_plug_in_and_a_failing_one_is_left_out(api, shopper):
     def streak(*, merchant, customer, locale):
         return {"days": 5, "merchant": merchant.pk, "customer": customer.pk, "locale": locale}
