@@ -29,6 +29,7 @@ raised: a command is never sent twice, as it may already have counted. A script 
 """
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -50,13 +51,19 @@ class Rate:
     @classmethod
     def parse(cls, value: str) -> "Rate":
         """Parse `"<requests>/<seconds>"`; refuse anything else loudly (a typo must not disable limits)."""
-        try:
-            limit, window = (int(part) for part in str(value).split("/"))
-        except ValueError as exc:
-            raise ValueError(f"rate must look like '120/60', not {value!r}") from exc
-        if limit < 1 or window < 1:
-            raise ValueError(f"rate must be positive, not {value!r}")
-        return cls(limit=limit, window_seconds=window)
+        return _parse_rate(cls, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_rate(cls, value: str) -> Rate:
+    """`Rate.parse`, once per setting's value (every storefront request parses two rates)."""
+    try:
+        limit, window = (int(part) for part in str(value).split("/"))
+    except ValueError as exc:
+        raise ValueError(f"rate must look like '120/60', not {value!r}") from exc
+    if limit < 1 or window < 1:
+        raise ValueError(f"rate must be positive, not {value!r}")
+    return cls(limit=limit, window_seconds=window)
 
 
 @dataclass(frozen=True)

@@ -102,14 +102,13 @@ class ApiView(APIView):
                 data = None
             if isinstance(data, dict) and isinstance(data.get("locale"), str):
                 explicit = data["locale"]
-        fallback = _accept_language_locale(request) or DEFAULT_LOCALE
         if explicit is not None:
             locale = normalize_locale(explicit)
             if locale is None:
-                translation.activate(django_language(fallback))
+                translation.activate(django_language(_accept_language_locale(request) or DEFAULT_LOCALE))
                 raise errors.InvalidLocale(details={"locale": [str(errors.InvalidLocale.default_message)]})
             return locale
-        return fallback
+        return _accept_language_locale(request) or DEFAULT_LOCALE
 
     def validated(self, serializer_class, data, **context):
         serializer = serializer_class(data=data, context={"request": self.request, **context})
