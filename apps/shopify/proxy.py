@@ -163,7 +163,8 @@ class ShopperApiView(ApiView):
       entered, before the handler runs.
     - Permission: `required_scope` is `"customer:frontend"` (the default: a logged-in shopper;
       anonymous visitors get 401 `login_required`) or `STOREFRONT` (anonymous allowed).
-    - Rate limits (D3), checked right after the signature: per shop across all endpoints
+    - Rate limits (D3), counted once the signature and the shop are verified (the answer is
+      read after the shopper lookup, see `perform_authentication`): per shop across all endpoints
       (`PROXY_RATE_LIMIT_SHOP`) and per shopper, or per IP address for anonymous visitors,
       within `rate_limit_group` (`PROXY_RATE_LIMITS[group]`). Over a limit: 429 with
       `Retry-After`. With Redis down, safe methods are served (fail open) and others are
