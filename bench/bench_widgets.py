@@ -7,7 +7,7 @@ nothing is refused, but they are counted in Redis), widget content from the Redi
 `content:{merchant_id}:{locale}` and the shopper's tier progress and next reward.
 gunicorn sync workers, wrk at 32 connections → requests/s, p50 and p99.
 
-Uses port 8730, the database `loyalnest_bench_widgets` and Redis db 6, all wiped first.
+Uses ports 8730 (and 8731 for `--baseline`), the database `loyalnest_bench_widgets` and Redis db 6, all wiped first.
 """
 
 import hashlib
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -40,7 +41,11 @@ def add_arguments(parser):
     group.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
     group.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     group.add_argument("--keep", action="store_true", help="reuse the benchmark database when it exists")
-    group.add_argument("--baseline", action="store_true", help="also measure a bare DRF view reading one customer row")
+    group.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also measure a bare DRF view reading one customer row, alternating with the endpoint",
+    )
     group.add_argument(
         "--gamified",
         action="store_true",
@@ -149,13 +154,13 @@ end
 """
 
 
-def _wrk(args, paths: list[str]) -> dict:
+def _wrk(args, paths: list[str], port: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % ",\n".join(f'"{path}"' for path in paths))
     try:
         output = subprocess.run(
             ["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds:g}s", "--latency", "-s", script.name,
-             f"http://127.0.0.1:{PORT}"],
+             f"http://127.0.0.1:{port}"],
             capture_output=True, text=True, check=True, timeout=300,
         ).stdout  # fmt: skip
     finally:
@@ -180,9 +185,9 @@ def _wait(condition, timeout: float) -> bool:
     return False
 
 
-def _ok(path: str) -> bool:
+def _ok(path: str, port: int = PORT) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{PORT}{path}", timeout=2).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
 
@@ -204,25 +209,32 @@ def _database_ready(args) -> bool:
     return False
 
 
-def _serve(args, application: str, check_path: str):
-    command = [sys.executable, "-m", "gunicorn", application, "-b", f"127.0.0.1:{PORT}", "-w", str(args.web_workers),
+def _serve(args, application: str, check_path: str, port: int):
+    command = [sys.executable, "-m", "gunicorn", application, "-b", f"127.0.0.1:{port}", "-w", str(args.web_workers),
                "-k", args.worker_class, "--threads", str(args.threads), "--keep-alive", "30",
                "--log-level", "warning"]  # fmt: skip
     server = subprocess.Popen(command, cwd=ROOT, env=_env(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not _wait(lambda: _ok(check_path), 60):
+    if not _wait(lambda: _ok(check_path, port), 60):
         server.terminate()
         raise SystemExit(f"gunicorn ({application}) did not answer {check_path.split('?')[0]} with 200")
     return server
 
 
-def _cpu_seconds() -> dict[str, float]:
-    """CPU time (user + system) used so far by each process group that serves a request.
+def _cpu_seconds(port: int) -> dict[str, float]:
+    """CPU time (user + system) used so far by each process group that serves a request: the
+    gunicorn listening on `port` (its workers are forks and keep its command line), PostgreSQL
+    and Redis.
 
     The machine's speed varies from one minute to the next (the same code's requests/s moved by
     a fourth within one run), so each repetition also says what a request cost each process:
-    that, and the bare view measured in the same run, is what to compare across runs.
+    that, and the bare view measured in the same minutes, is what to compare across runs.
     """
     ticks = os.sysconf("SC_CLK_TCK")
+    groups = (
+        ("web", "-m gunicorn", f"127.0.0.1:{port}"),
+        ("postgresql", "postgres", ""),
+        ("redis", "redis-server", ""),
+    )
     used: dict[str, float] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -232,42 +244,60 @@ def _cpu_seconds() -> dict[str, float]:
             continue
         name = b" ".join(command).decode(errors="replace")
         group = next(
-            (label for label, needle in CPU_GROUPS if name.startswith(needle) or f" {needle}" in name[:120]), None
+            (
+                label
+                for label, needle, also in groups
+                if (name.startswith(needle) or f" {needle}" in name[:120]) and also in name
+            ),
+            None,
         )
         if group:
             used[group] = used.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return used
 
 
-# (figure label, what its processes' command lines start with or contain)
-CPU_GROUPS = (("web", "-m gunicorn"), ("postgresql", "postgres"), ("redis", "redis-server"))
+CPU_GROUPS = ("web", "postgresql", "redis")
 
 
-def _measure(args, figures: dict, prefix: str, paths_for) -> None:
-    rng = random.Random(6)
-    for _ in range(args.repeat):
-        shoppers = [1_000_000 + rng.randrange(args.customers) for _ in range(args.distinct_shoppers)]
-        paths = paths_for(shoppers)  # fresh timestamps (90 s window)
-        for path in paths[:50]:
-            _ok(path)  # warm every worker's connections and the content cache
-        before = _cpu_seconds()
-        results = _wrk(args, paths)
-        after = _cpu_seconds()
-        requests = results["requests/s"] * args.seconds
-        for group, _needle in CPU_GROUPS:
-            spent = after.get(group, 0.0) - before.get(group, 0.0)
-            results[f"{group} CPU ms/request"] = round(1000 * spent / requests, 3) if requests else None
-        for metric, value in results.items():
-            figures.setdefault(f"{prefix}{metric}", []).append(value)
+def _measure_once(args, figures: dict, server: "_Server", shoppers: list[int]) -> None:
+    paths = [server.path_for(c) for c in shoppers]  # fresh timestamps (90 s window)
+    for path in paths[:50]:
+        _ok(path, server.port)  # warm every worker's connections and the content cache
+    before = _cpu_seconds(server.port)
+    results = _wrk(args, paths, server.port)
+    after = _cpu_seconds(server.port)
+    requests = results["requests/s"] * args.seconds
+    for group in CPU_GROUPS:
+        spent = after.get(group, 0.0) - before.get(group, 0.0)
+        results[f"{group} CPU ms/request"] = round(1000 * spent / requests, 3) if requests else None
+    for metric, value in results.items():
+        figures.setdefault(f"{server.prefix}{metric}", []).append(value)
 
 
-def _serve_and_measure(args, figures: dict, application: str, path_for, prefix: str) -> None:
-    server = _serve(args, application, path_for(1_000_000))
+class _Server(typing.NamedTuple):
+    prefix: str  # of its figures' names
+    application: str
+    path_for: typing.Callable[[int], str]
+    port: int
+
+
+def _measure(args, figures: dict, servers: list[_Server]) -> None:
+    """Every server runs the whole time; each repetition measures them one after the other, so
+    the bare view and the endpoint are compared over the same minutes."""
+    running = []
     try:
-        _measure(args, figures, prefix, lambda shoppers: [path_for(c) for c in shoppers])
+        for server in servers:
+            running.append(_serve(args, server.application, server.path_for(1_000_000), server.port))
+        rng = random.Random(6)
+        for _ in range(args.repeat):
+            shoppers = [1_000_000 + rng.randrange(args.customers) for _ in range(args.distinct_shoppers)]
+            for server in servers:
+                _measure_once(args, figures, server, shoppers)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.wait(timeout=30)
 
 
 def _bare_path(customer_id: int) -> str:
@@ -295,9 +325,10 @@ def run(args) -> dict:
             if args.gamified:
                 _manage(args, "shell", "-c", GAMIFIED_SETUP.format(shop=SHOP))
         redis.Redis.from_url(args.redis_url).flushdb()
+        servers = [_Server("", "loyalnest.wsgi", _signed_path, PORT)]
         if args.baseline:
-            _serve_and_measure(args, figures, "bench.baseline.wsgi", _bare_path, "bare DRF view: ")
-        _serve_and_measure(args, figures, "loyalnest.wsgi", _signed_path, "")
+            servers.insert(0, _Server("bare DRF view: ", "bench.baseline.wsgi", _bare_path, PORT + 1))
+        _measure(args, figures, servers)
     finally:
         if not args.keep:
             with psycopg.connect(f"{args.server_url}/postgres", autocommit=True) as admin:
