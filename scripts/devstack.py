@@ -228,6 +228,7 @@ class Stack:
                 "10",
                 "--access-logfile",
                 "-",
+                *(["--worker-tmp-dir", "/dev/shm"] if os.path.isdir("/dev/shm") else []),  # as deploy/gunicorn.conf.py
             ],
             "worker": [
                 "-m",

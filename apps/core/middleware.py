@@ -67,7 +67,12 @@ class StorefrontRouterMiddleware:
 
     def __call__(self, request):
         if request.path_info.startswith(self.prefix):
-            return self.storefront.get_response(request)
+            response = self.storefront.get_response(request)
+            # What CommonMiddleware, skipped here, does for the rest of the site: the body's
+            # length rather than chunked encoding (one write and one TCP segment fewer).
+            if not response.streaming and not response.has_header("Content-Length"):
+                response.headers["Content-Length"] = str(len(response.content))
+            return response
         return self.get_response(request)
 
 

@@ -49,6 +49,8 @@ def test_a_storefront_answer_has_the_security_headers_and_none_of_the_browser_on
     assert "Cookie" not in response.get("Vary", "")  # no session or CSRF middleware
     assert not response.cookies  # nothing set or refreshed
     assert other_merchant["merchant"].pk not in response.content.decode()
+    # What CommonMiddleware (not reached) gives the rest of the site: a length, not chunks.
+    assert int(response["Content-Length"]) == len(response.content)
 
 
 def test_the_admin_api_still_goes_through_every_middleware(owner, merchant):
