@@ -190,7 +190,7 @@ def _wait(condition, timeout: float) -> bool:
     return False
 
 
-def _ok(path: str, port: int = PORT) -> bool:
+def _ok(path: str, port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200
     except httpx.TransportError:
