@@ -34,6 +34,9 @@ VAR = ROOT / "var"
 SETTINGS = "loyalnest.settings.dev"
 DEMO_SEED = ["--customers", "2000", "--orders-per-customer", "6", "--seed", "42", "--if-empty"]
 DEMO_ADMIN_USER = "admin"
+# gunicorn's worker heartbeat files, in memory as deploy/gunicorn.conf.py keeps them (gunicorn makes
+# each with mkstemp and unlinks it at once).
+SHARED_MEMORY = "/dev/shm"  # nosec B108
 DEFAULT_DEMO_ADMIN_PASSWORD = "loyalnest-demo"  # noqa: S105  (the documented demo login, DEBUG only)
 STOP_TIMEOUT_SECONDS = 20
 READY_TIMEOUT_SECONDS = 90
@@ -228,7 +231,7 @@ class Stack:
                 "10",
                 "--access-logfile",
                 "-",
-                *(["--worker-tmp-dir", "/dev/shm"] if os.path.isdir("/dev/shm") else []),  # as deploy/gunicorn.conf.py
+                *(["--worker-tmp-dir", SHARED_MEMORY] if os.path.isdir(SHARED_MEMORY) else []),
             ],
             "worker": [
                 "-m",
